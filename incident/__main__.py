@@ -1,0 +1,5 @@
+"""`python -m incident` runs the CLI."""
+
+from incident.cli import main
+
+main()

@@ -1,0 +1,85 @@
+"""The composition root: project directory → settings → concrete sources, store, notifier, engine."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from incident.config import load_project
+from incident.errors import ConfigError, ConfigProblem
+from incident.model import Project, SourceSpec
+
+if TYPE_CHECKING:
+    from incident.engine import Engine
+    from incident.notify import Notifier
+    from incident.sources import Source
+    from incident.store import Store
+
+
+def project_root(given: str | None) -> Path:
+    """--project DIR, else $INCIDENT_PROJECT, else the current directory."""
+    return Path(given or os.environ.get("INCIDENT_PROJECT") or ".").resolve()
+
+
+def load(root: Path) -> Project:
+    """The validated project; ConfigError lists every problem."""
+    return load_project(root)
+
+
+def make_source(spec: SourceSpec) -> Source:
+    """The concrete source for a source spec (registry: type name → class)."""
+    if spec.type == "prometheus":
+        from incident.sources.prometheus import PrometheusSource
+
+        return PrometheusSource(spec)
+    from incident.sources.local import FileSource
+
+    return FileSource(spec)
+
+
+def sources(project: Project) -> dict[str, Source]:
+    """Every configured source, built lazily (no connection is made until a query)."""
+    return {name: make_source(spec) for name, spec in project.settings.sources.items()}
+
+
+def open_store(project: Project) -> Store:
+    """The incident store named in incident.yaml."""
+    from incident.store import Store
+
+    return Store.connect(project.settings.store, root=project.root)
+
+
+def notifier(project: Project) -> Notifier:
+    """The notifier for the project's channels and routes."""
+    from incident.notify import Notifier
+
+    return Notifier(project.settings, project.root)
+
+
+def validate_channels(project: Project) -> None:
+    """ConfigError for channel URLs that apprise cannot use (kept off the cron path)."""
+    bad = notifier(project).invalid_channels()
+    if bad:
+        raise ConfigError([ConfigProblem(
+            str(c.position.file) if c.position else "incident.yaml",
+            c.position.line if c.position else 0, c.position.column if c.position else 0,
+            f"channels.{c.name}", f"apprise does not understand the URL {c.redacted}")
+            for c in bad])
+
+
+def engine(project: Project, store: Store) -> Engine:
+    """An engine wired to the project's real sources and channels."""
+    from incident.engine import Engine
+
+    return Engine(project, sources(project), store, notifier(project))
+
+
+def local_time(t: datetime | None, project: Project) -> str:
+    """A time for people: in the project's display time zone."""
+    if t is None:
+        return "-"
+    from zoneinfo import ZoneInfo
+
+    return t.astimezone(ZoneInfo(project.settings.timezone)).strftime("%Y-%m-%d %H:%M:%S %Z")

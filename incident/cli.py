@@ -1,0 +1,389 @@
+"""The `incident` command line: parse arguments, call one function, turn errors into exit codes.
+
+Exit codes: 0 ok · 1 unexpected failure · 2 configuration or usage error · 3 a source could
+not be read · 4 the incident store failed · 5 no such incident or check · 6 notification error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import click
+
+from incident import app
+from incident.errors import ConfigError, IncidentError, NotFound, UsageError
+from incident.model import Project, Severity, Status
+from incident.timeutil import parse_duration, parse_time, utcnow
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(exc: IncidentError) -> None:
+    if isinstance(exc, ConfigError):
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        click.echo(f"{len(exc.problems)} problem{'s' * (len(exc.problems) != 1)} found",
+                   err=True)
+    else:
+        click.echo(f"error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def command(fn: F) -> F:
+    """Turn our errors into one clear message per line and the documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except IncidentError as exc:
+            _fail(exc)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _emit(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _time(text: str | None, now: datetime) -> datetime:
+    if text is None:
+        return now
+    try:
+        return parse_time(text, now)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _actor(given: str | None) -> str:
+    return given or os.environ.get("INCIDENT_USER") or os.environ.get("USER") or "unknown"
+
+
+class Ctx:
+    """What every command shares: where the project is, loaded on first use."""
+
+    def __init__(self, root: str | None) -> None:
+        self.root = app.project_root(root)
+        self._project: Project | None = None
+
+    @property
+    def project(self) -> Project:
+        if self._project is None:
+            self._project = app.load(self.root)
+        return self._project
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--project", "-p", metavar="DIR", envvar="INCIDENT_PROJECT",
+              help="Project directory (default: $INCIDENT_PROJECT, else the current directory).")
+@click.version_option(package_name="incident")
+@click.pass_context
+def main(ctx: click.Context, project: str | None) -> None:
+    """Monitoring and incident response: checks, incidents, runbooks, drills, reports.
+
+    \b
+    Exit codes: 0 ok, 1 unexpected failure, 2 configuration or usage error,
+    3 source unreadable, 4 store error, 5 not found, 6 notification error.
+    """
+    ctx.obj = Ctx(project)
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--at", "at", metavar="T", help="Evaluate as if the clock said T (RFC 3339 or -2h).")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write and send nothing.")
+@json_option
+@pass_ctx
+@command
+def check(c: Ctx, names: tuple[str, ...], at: str | None, dry_run: bool, as_json: bool) -> None:
+    """Evaluate checks; open, update and auto-resolve incidents; notify. Run it from cron.
+
+    \b
+    Example:  * * * * *  incident --project /srv/shop check
+              incident check api-success-rate --at 2026-11-24T10:00:00Z --dry-run
+    """
+    from incident.views import report_json, report_text
+
+    now = _time(at, utcnow())
+    for name in names:
+        _known_check(c.project, name)
+    with _store(c.project) as store:
+        report = app.engine(c.project, store).run(now, names, dry_run=dry_run)
+    click.echo(json.dumps(report_json(report), indent=2) if as_json
+               else report_text(report, c.project))
+    if report.source_errors:
+        sys.exit(3)
+
+
+@main.command("open")
+@click.argument("title")
+@click.option("--severity", type=click.Choice([s.value for s in Severity]), default="high",
+              show_default=True)
+@click.option("--runbook", help="Name of a runbook in runbooks/.")
+@click.option("--label", "labels", multiple=True, metavar="K=V", help="A label (repeatable).")
+@click.option("--by", help="Who opens it (default $INCIDENT_USER or $USER).")
+@json_option
+@pass_ctx
+@command
+def open_(c: Ctx, title: str, severity: str, runbook: str | None, labels: tuple[str, ...],
+          by: str | None, as_json: bool) -> None:
+    """Open an incident by hand (a customer report, a vendor's outage notice).
+
+    Example:  incident open "Card payments failing per support" --severity critical --runbook payment-failure
+    """
+    from incident.views import incident_json
+
+    if runbook and runbook not in c.project.runbooks:
+        raise NotFound(f"no runbook {runbook!r} in runbooks/ (known: "
+                       f"{', '.join(sorted(c.project.runbooks)) or 'none'})")
+    pairs = dict(_label(x) for x in labels)
+    with _store(c.project) as store:
+        incident = _open_manual(store, title, Severity(severity), pairs, runbook, _actor(by))
+    _emit(incident_json(incident)) if as_json else click.echo(
+        f"opened #{incident.id}: {incident.title}")
+
+
+@main.command()
+@click.argument("incident_id", type=int)
+@click.option("--by", help="Who acknowledges (default $INCIDENT_USER or $USER).")
+@json_option
+@pass_ctx
+@command
+def ack(c: Ctx, incident_id: int, by: str | None, as_json: bool) -> None:
+    """Acknowledge an incident: you are on it.
+
+    Example:  incident ack 42
+    """
+    from incident.views import incident_json
+
+    with _store(c.project) as store:
+        incident, changed = store.acknowledge(incident_id, at=utcnow(), actor=_actor(by))
+    _emit(incident_json(incident)) if as_json else click.echo(
+        f"#{incident.id} acknowledged by {incident.acknowledged_by}" if changed
+        else f"#{incident.id} is already {incident.status.value}")
+
+
+@main.command()
+@click.argument("incident_id", type=int)
+@click.option("--by", help="Who resolves (default $INCIDENT_USER or $USER).")
+@click.option("--note", "text", default="", help="What fixed it.")
+@json_option
+@pass_ctx
+@command
+def resolve(c: Ctx, incident_id: int, by: str | None, text: str, as_json: bool) -> None:
+    """Resolve an incident by hand.
+
+    Example:  incident resolve 42 --note "failed over to db-replica-2"
+    """
+    from incident.views import incident_json
+
+    with _store(c.project) as store:
+        incident, changed = store.resolve(incident_id, at=utcnow(), actor=_actor(by), text=text)
+    _emit(incident_json(incident)) if as_json else click.echo(
+        f"#{incident.id} resolved by {incident.resolved_by}" if changed
+        else f"#{incident.id} was already resolved")
+
+
+@main.command()
+@click.argument("incident_id", type=int)
+@click.argument("text")
+@click.option("--by", help="Who writes the note (default $INCIDENT_USER or $USER).")
+@pass_ctx
+@command
+def note(c: Ctx, incident_id: int, text: str, by: str | None) -> None:
+    """Add a note to an incident's timeline.
+
+    Example:  incident note 42 "replica lag 3s, failing over"
+    """
+    from incident.model import EventKind
+
+    with _store(c.project) as store:
+        store.get(incident_id)
+        store.add_event(incident_id, at=utcnow(), kind=EventKind.NOTE, actor=_actor(by), text=text)
+    click.echo(f"#{incident_id}: note added")
+
+
+@main.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include resolved incidents.")
+@click.option("--status", type=click.Choice([s.value for s in Status]), multiple=True)
+@click.option("--check", "check_name", help="Only this check's incidents.")
+@click.option("--limit", default=50, show_default=True)
+@json_option
+@pass_ctx
+@command
+def list_(c: Ctx, show_all: bool, status: tuple[str, ...], check_name: str | None, limit: int,
+          as_json: bool) -> None:
+    """List incidents, newest first (open and acknowledged unless --all).
+
+    Example:  incident list --all --check api-success-rate
+    """
+    from incident.views import incident_json, incident_line
+
+    statuses = [Status(s) for s in status] or (None if show_all else
+                                                [Status.OPEN, Status.ACKNOWLEDGED])
+    with _store(c.project) as store:
+        found = store.list(statuses=statuses, check=check_name, limit=limit)
+    if as_json:
+        _emit([incident_json(i) for i in found])
+    else:
+        click.echo("\n".join(incident_line(i, c.project) for i in found) or "no incidents")
+
+
+@main.command()
+@click.argument("incident_id", type=int)
+@json_option
+@pass_ctx
+@command
+def show(c: Ctx, incident_id: int, as_json: bool) -> None:
+    """Show one incident with its timeline.
+
+    Example:  incident show 42
+    """
+    from incident.views import incident_json, incident_text
+
+    with _store(c.project) as store:
+        incident = store.get(incident_id)
+    _emit(incident_json(incident)) if as_json else click.echo(incident_text(incident, c.project))
+
+
+@main.command()
+@click.argument("expr")
+@click.option("--source", help="Source name (default: default_source).")
+@click.option("--at", "at", metavar="T", help="Instant query time (default now).")
+@click.option("--start", metavar="T", help="Range query start.")
+@click.option("--end", metavar="T", help="Range query end (default now).")
+@click.option("--step", default="1m", show_default=True, help="Range query step.")
+@json_option
+@pass_ctx
+@command
+def query(c: Ctx, expr: str, source: str | None, at: str | None, start: str | None,
+          end: str | None, step: str, as_json: bool) -> None:
+    """Evaluate PromQL on a source, like `promtool query`.
+
+    \b
+    Example:  incident query 'sum by (service) (rate(http_requests_total[5m]))' --start -1h
+    """
+    from incident.views import query_text
+
+    now = utcnow()
+    name = source or c.project.settings.default_source
+    if name not in c.project.settings.sources:
+        raise UsageError(f"unknown source {name!r} (known: {', '.join(c.project.settings.sources)})")
+    src = app.make_source(c.project.settings.sources[name])
+    if start:
+        data = src.api_query_range(expr, _time(start, now), _time(end, now), _duration(step))
+    else:
+        data = src.api_query(expr, _time(at, now))
+    _emit(data) if as_json else click.echo(query_text(data))
+
+
+@main.command()
+@click.option("--end", metavar="T", help="Last simulated minute (default now).")
+@click.option("--days", default=8.0, show_default=True, help="How much history to write.")
+@pass_ctx
+@command
+def simulate(c: Ctx, end: str | None, days: float) -> None:
+    """Write the sample shop's metrics (deterministic, with scripted faults) into data/.
+
+    Example:  incident simulate --days 8
+    """
+    from incident.simulator import write_project_data
+
+    for path in write_project_data(c.root, _time(end, utcnow()), days=days):
+        click.echo(f"wrote {path.relative_to(c.root)}")
+
+
+@main.group()
+def checks() -> None:
+    """Work with check definitions."""
+
+
+@checks.command("validate")
+@pass_ctx
+@command
+def checks_validate(c: Ctx) -> None:
+    """Validate incident.yaml and every check; print every problem with file:line:col.
+
+    Example:  incident checks validate
+    """
+    app.validate_channels(c.project)
+    click.echo(f"ok: {len(c.project.checks)} checks, {len(c.project.settings.sources)} sources, "
+               f"{len(c.project.settings.channels)} channels, "
+               f"{len(c.project.settings.routes)} routes")
+
+
+@checks.command("list")
+@json_option
+@pass_ctx
+@command
+def checks_list(c: Ctx, as_json: bool) -> None:
+    """List checks with their source, detector, severity and runbook.
+
+    Example:  incident checks list --json
+    """
+    from incident.views import check_json
+
+    if as_json:
+        _emit([check_json(ch) for ch in c.project.checks])
+        return
+    for ch in c.project.checks:
+        click.echo(f"{ch.name:<28} {ch.severity.value:<8} {ch.detector_type:<10} "
+                   f"{ch.source:<8} every {ch.every.total_seconds():g}s  "
+                   f"runbook {ch.runbook or '-'}")
+
+
+def _known_check(project: Project, name: str) -> None:
+    try:
+        project.check(name)
+    except KeyError:
+        raise NotFound(f"no check named {name!r} (see: incident checks list)") from None
+
+
+def _label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise UsageError(f"--label takes K=V, got {text!r}")
+    return key, value
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _open_manual(store: Any, title: str, severity: Severity, labels: dict[str, str],
+                 runbook: str | None, actor: str) -> Any:
+    import uuid
+
+    now = utcnow()
+    incident, _ = store.open_incident(
+        fingerprint=f"manual:{uuid.uuid4().hex[:12]}", check=None, title=title,
+        severity=severity, labels=labels, runbook=runbook, detected_at=now, at=now, value=None,
+        reopen_window=timedelta(0), actor=actor, manual=True)
+    return incident
+
+
+class _store:
+    """`with _store(project) as store:` — open the store, always close it."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+
+    def __enter__(self) -> Any:
+        self.store = app.open_store(self.project)
+        return self.store
+
+    def __exit__(self, *exc: object) -> None:
+        self.store.close()

@@ -1,0 +1,672 @@
+"""The only YAML reader: incident.yaml and checks/*.yaml → a validated, frozen Project.
+
+YAML is composed (safe loader) rather than loaded, so every value keeps its line and
+column; every problem in every file is collected and reported together, compiler-style:
+`checks/api.yaml:14:7: checks[2].detector.type: unknown detector 'zscor' (known: …)`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Callable, Collection, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from incident.errors import ConfigError, ConfigProblem
+from incident.model import (
+    AbsentParams,
+    Channel,
+    Check,
+    DetectorParams,
+    Escalation,
+    NoData,
+    Position,
+    Project,
+    Route,
+    Settings,
+    Severity,
+    SourceSpec,
+    ThresholdParams,
+)
+from incident.timeutil import parse_duration
+
+SETTINGS_FILE = "incident.yaml"
+DEFAULT_STORE = "sqlite:///.incident/incident.db"
+CHECK_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+SOURCE_TYPES = ("file", "prometheus")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SECRET_QUERY_KEYS = re.compile(r"(?i)(token|key|secret|pass|password|auth|apikey|webhook)")
+
+T = TypeVar("T")
+
+
+class _Missing:
+    """Marks a field that was not given (distinct from an explicit null)."""
+
+
+MISSING: Any = _Missing()
+
+
+class _Reader:
+    """Walks composed YAML nodes, converting values and collecting problems for one file."""
+
+    def __init__(self, file: Path, shown: str, problems: list[ConfigProblem]) -> None:
+        self.file = file
+        self.shown = shown
+        self.problems = problems
+
+    def problem(self, node: Node | None, field: str, message: str) -> None:
+        line, col = (node.start_mark.line + 1, node.start_mark.column + 1) if node else (0, 0)
+        self.problems.append(ConfigProblem(self.shown, line, col, field, message))
+
+    def position(self, node: Node) -> Position:
+        return Position(file=Path(self.shown), line=node.start_mark.line + 1,
+                        column=node.start_mark.column + 1)
+
+    def compose(self) -> Node | None:
+        try:
+            text = self.file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            self.problem(None, "", f"cannot read: {exc}")
+            return None
+        try:
+            return yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            what = f"{exc.problem}" + (f" ({exc.context})" if exc.context else "")
+            if "expected <block end>" in what or "mapping values are not allowed" in what:
+                what += "; check the indentation of this line and the one above"
+            self.problems.append(ConfigProblem(
+                self.shown, (mark.line + 1) if mark else 0, (mark.column + 1) if mark else 0,
+                "", f"invalid YAML: {what}"))
+            return None
+
+    def mapping(self, node: Node, field: str, allowed: tuple[str, ...],
+                required: tuple[str, ...] = ()) -> dict[str, Node] | None:
+        """The keys of a mapping node, after reporting unknown, duplicate and missing keys."""
+        if not isinstance(node, MappingNode):
+            self.problem(node, field, f"expected a mapping, got {_kind(node)}")
+            return None
+        out: dict[str, Node] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, ScalarNode) else None
+            sub = f"{field}.{key}" if field else str(key)
+            if key is None:
+                self.problem(key_node, field, "keys must be plain names")
+            elif key in out:
+                self.problem(key_node, sub, "duplicate key")
+            elif key not in allowed:
+                self.problem(key_node, sub, _unknown("key", key, allowed))
+            else:
+                out[key] = value_node
+        for key in required:
+            if key not in out:
+                self.problem(node, field, f"missing required key '{key}'")
+        return out
+
+    def scalar(self, node: Node, field: str) -> str | None:
+        if not isinstance(node, ScalarNode):
+            self.problem(node, field, f"expected a single value, got {_kind(node)}")
+            return None
+        return str(node.value)
+
+    def string(self, node: Node, field: str) -> str | None:
+        value = self.scalar(node, field)
+        if value is not None and node.tag != "tag:yaml.org,2002:str" and _is_null(node):
+            self.problem(node, field, "expected a string, got null")
+            return None
+        return value
+
+    def number(self, node: Node, field: str) -> float | None:
+        value = self.scalar(node, field)
+        if value is None:
+            return None
+        try:
+            if node.tag == "tag:yaml.org,2002:str" and getattr(node, "style", None):
+                raise ValueError
+            return float(value)
+        except ValueError:
+            self.problem(node, field, f"expected a number, got {value!r}")
+            return None
+
+    def integer(self, node: Node, field: str, minimum: int = 0) -> int | None:
+        value = self.scalar(node, field)
+        if value is None:
+            return None
+        if not re.fullmatch(r"-?\d+", value) or int(value) < minimum:
+            self.problem(node, field, f"expected a whole number ≥ {minimum}, got {value!r}")
+            return None
+        return int(value)
+
+    def duration(self, node: Node, field: str, *, allow_zero: bool = False) -> timedelta | None:
+        value = self.scalar(node, field)
+        if value is None:
+            return None
+        try:
+            delta = parse_duration(value)
+        except ValueError:
+            self.problem(node, field, f"expected a duration like 30s, 5m, 1h or 7d, got {value!r}")
+            return None
+        if delta <= timedelta(0) and not (allow_zero and delta == timedelta(0)):
+            self.problem(node, field, f"duration must be greater than zero, got {value!r}")
+            return None
+        return delta
+
+    def choice(self, node: Node, field: str, choices: tuple[str, ...], what: str = "value"
+               ) -> str | None:
+        value = self.scalar(node, field)
+        if value is not None and value not in choices:
+            self.problem(node, field, _unknown(what, value, choices))
+            return None
+        return value
+
+    def strings(self, node: Node, field: str) -> tuple[str, ...] | None:
+        if isinstance(node, ScalarNode) and not _is_null(node):
+            return (node.value,)
+        if not isinstance(node, SequenceNode):
+            self.problem(node, field, f"expected a list of strings, got {_kind(node)}")
+            return None
+        out = []
+        for i, item in enumerate(node.value):
+            value = self.scalar(item, f"{field}[{i}]")
+            if value is not None:
+                out.append(value)
+        return tuple(out)
+
+    def string_map(self, node: Node, field: str) -> dict[str, str] | None:
+        if not isinstance(node, MappingNode):
+            self.problem(node, field, f"expected a mapping of names to values, got {_kind(node)}")
+            return None
+        out: dict[str, str] = {}
+        for key_node, value_node in node.value:
+            key = self.scalar(key_node, field)
+            value = self.scalar(value_node, f"{field}.{key}")
+            if key is not None and value is not None:
+                if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                    self.problem(key_node, f"{field}.{key}",
+                                 "label names are letters, digits and underscores")
+                out[key] = value
+        return out
+
+    def expand(self, node: Node, field: str, env: Mapping[str, str]) -> str | None:
+        """A string with ${VAR} and ${VAR:-default} taken from the environment."""
+        value = self.string(node, field)
+        if value is None:
+            return None
+        missing: list[str] = []
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            missing.append(name)
+            return ""
+
+        expanded = _VAR.sub(sub, value)
+        for name in missing:
+            self.problem(node, field,
+                         f"environment variable ${{{name}}} is not set "
+                         f"(set it, or write ${{{name}:-default}})")
+        return None if missing else expanded
+
+
+def _kind(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    if _is_null(node):
+        return "nothing (null)"
+    return repr(node.value)
+
+
+def _is_null(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+
+
+def _unknown(what: str, value: str, known: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(value, known, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown {what} '{value}' (known: {', '.join(sorted(known))}){hint}"
+
+
+def redact_url(template: str) -> str:
+    """A channel URL safe to print: ${VAR} kept as written, passwords and tokens masked."""
+    if _VAR.fullmatch(template.strip()):
+        return template.strip()
+    try:
+        parts = urlsplit(template)
+    except ValueError:
+        return "<unparsable url>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    query = "&".join(
+        f"{k}=***" if _SECRET_QUERY_KEYS.search(k) else f"{k}={v}"
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    # Chat webhooks carry their tokens as path segments: keep only the first one.
+    path = parts.path
+    if parts.scheme not in ("file", "mailto", "mailtos", "json", "form", "xml") and path.count("/") > 1:
+        path = "/" + path.strip("/").split("/")[0] + "/***"
+    out = f"{parts.scheme}://{netloc}{path}"
+    return f"{out}?{query}" if query else out
+
+
+# ---------------------------------------------------------------- incident.yaml
+
+_SETTINGS_KEYS = ("store", "timezone", "default_source", "sources", "channels", "routes",
+                  "reopen_window", "source_failure_limit", "defaults")
+_DEFAULTS_KEYS = ("every", "lookback", "severity", "no_data", "labels")
+
+
+def _read_settings(r: _Reader, root: Path, env: Mapping[str, str]
+                   ) -> tuple[Settings | None, dict[str, Node]]:
+    node = r.compose()
+    if node is None:
+        return None, {}
+    fields = r.mapping(node, "", _SETTINGS_KEYS, required=("sources",))
+    if fields is None:
+        return None, {}
+    ok = True
+
+    store = DEFAULT_STORE
+    if "store" in fields:
+        store = r.expand(fields["store"], "store", env) or DEFAULT_STORE
+        if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", store):
+            r.problem(fields["store"], "store",
+                      "expected sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+            ok = False
+
+    timezone = "UTC"
+    if "timezone" in fields:
+        tz = r.string(fields["timezone"], "timezone")
+        if tz is not None:
+            try:
+                from zoneinfo import ZoneInfo
+                ZoneInfo(tz)
+                timezone = tz
+            except (KeyError, ValueError):
+                r.problem(fields["timezone"], "timezone",
+                          f"unknown time zone {tz!r} (expected an IANA name like Asia/Shanghai)")
+                ok = False
+
+    sources: dict[str, SourceSpec] = {}
+    src_node = fields.get("sources")
+    if src_node is not None:
+        if not isinstance(src_node, MappingNode) or not src_node.value:
+            r.problem(src_node, "sources", "expected a mapping of source names to sources")
+            ok = False
+        else:
+            for key_node, value_node in src_node.value:
+                name = key_node.value
+                spec = _read_source(r, name, value_node, root, env)
+                if spec is None:
+                    ok = False
+                else:
+                    sources[name] = spec
+
+    default_source = next(iter(sources), "")
+    if "default_source" in fields:
+        given = r.string(fields["default_source"], "default_source")
+        if given is not None and sources and given not in sources:
+            r.problem(fields["default_source"], "default_source",
+                      _unknown("source", given, tuple(sources)))
+            ok = False
+        default_source = given or default_source
+
+    channels: dict[str, Channel] = {}
+    broken: set[str] = set()  # defined but invalid: reported once, not again at every route
+    if "channels" in fields:
+        ch_node = fields["channels"]
+        if not isinstance(ch_node, MappingNode):
+            r.problem(ch_node, "channels", "expected a mapping of channel names to apprise URLs")
+            ok = False
+        else:
+            for key_node, value_node in ch_node.value:
+                name = key_node.value
+                url = r.expand(value_node, f"channels.{name}", env)
+                if url is not None and "://" not in url:
+                    r.problem(value_node, f"channels.{name}",
+                              "expected an apprise URL like json://host/path or mailto://…")
+                    url = None
+                if url is None:
+                    ok = False
+                    broken.add(name)
+                    continue
+                channels[name] = Channel(name=name, url=url, redacted=redact_url(value_node.value),
+                                         position=r.position(value_node))
+
+    routes: list[Route] = []
+    if "routes" in fields:
+        rt_node = fields["routes"]
+        if not isinstance(rt_node, SequenceNode):
+            r.problem(rt_node, "routes", "expected a list of routes")
+            ok = False
+        else:
+            for i, item in enumerate(rt_node.value):
+                route = _read_route(r, f"routes[{i}]", item, channels.keys() | broken)
+                if route is None:
+                    ok = False
+                else:
+                    routes.append(route)
+
+    reopen_window = timedelta(hours=1)
+    if "reopen_window" in fields:
+        reopen_window = r.duration(fields["reopen_window"], "reopen_window", allow_zero=True) \
+            or timedelta(0)
+    limit = 3
+    if "source_failure_limit" in fields:
+        limit = r.integer(fields["source_failure_limit"], "source_failure_limit", minimum=1) or 3
+
+    if not ok:
+        return None, fields
+    return Settings(store=store, timezone=timezone, default_source=default_source,
+                    sources=sources, channels=channels, routes=tuple(routes),
+                    reopen_window=reopen_window, source_failure_limit=limit), fields
+
+
+def _read_source(r: _Reader, name: str, node: Node, root: Path, env: Mapping[str, str]
+                 ) -> SourceSpec | None:
+    field = f"sources.{name}"
+    fields = r.mapping(node, field, ("type", "url", "path", "timeout", "headers"),
+                       required=("type",))
+    if fields is None or "type" not in fields:
+        return None
+    kind = r.choice(fields["type"], f"{field}.type", SOURCE_TYPES, "source type")
+    if kind is None:
+        return None
+    timeout = timedelta(seconds=10)
+    if "timeout" in fields:
+        timeout = r.duration(fields["timeout"], f"{field}.timeout") or timeout
+    if kind == "prometheus":
+        if "path" in fields:
+            r.problem(fields["path"], f"{field}.path", "a prometheus source takes url, not path")
+        if "url" not in fields:
+            r.problem(node, field, "missing required key 'url'")
+            return None
+        url = r.expand(fields["url"], f"{field}.url", env)
+        if url is None:
+            return None
+        if not re.match(r"^https?://[^/\s]+", url):
+            r.problem(fields["url"], f"{field}.url",
+                      f"expected an http(s) URL like http://127.0.0.1:9090, got {url!r}")
+            return None
+        headers = {}
+        if "headers" in fields:
+            headers = r.string_map(fields["headers"], f"{field}.headers") or {}
+            headers = {k: _VAR.sub(lambda m: env.get(m.group(1), m.group(2) or ""), v)
+                       for k, v in headers.items()}
+        return SourceSpec(name=name, type=kind, url=url.rstrip("/"), timeout=timeout,
+                          headers=headers)
+    if "url" in fields:
+        r.problem(fields["url"], f"{field}.url", "a file source takes path, not url")
+    if "path" not in fields:
+        r.problem(node, field, "missing required key 'path'")
+        return None
+    path_text = r.expand(fields["path"], f"{field}.path", env)
+    if path_text is None:
+        return None
+    path = (root / path_text).resolve()
+    return SourceSpec(name=name, type=kind, path=path, timeout=timeout)
+
+
+def _read_route(r: _Reader, field: str, node: Node, channels: Collection[str]
+                ) -> Route | None:
+    fields = r.mapping(node, field, ("match", "notify", "repeat", "escalate"),
+                       required=("notify",))
+    if fields is None or "notify" not in fields:
+        return None
+    match = r.string_map(fields["match"], f"{field}.match") if "match" in fields else {}
+    if "severity" in (match or {}) and match is not None and match["severity"] not in list(Severity):
+        r.problem(fields["match"], f"{field}.match.severity",
+                  _unknown("severity", match["severity"], tuple(Severity)))
+    notify = _channel_refs(r, fields["notify"], f"{field}.notify", channels)
+    repeat = r.duration(fields["repeat"], f"{field}.repeat") if "repeat" in fields else None
+    escalate = None
+    if "escalate" in fields:
+        esc = r.mapping(fields["escalate"], f"{field}.escalate", ("after", "notify"),
+                        required=("after", "notify"))
+        if esc and "after" in esc and "notify" in esc:
+            after = r.duration(esc["after"], f"{field}.escalate.after")
+            targets = _channel_refs(r, esc["notify"], f"{field}.escalate.notify", channels)
+            if after is not None and targets is not None:
+                escalate = Escalation(after=after, notify=targets)
+    if match is None or notify is None:
+        return None
+    return Route(match=match, notify=notify, repeat=repeat, escalate=escalate)
+
+
+def _channel_refs(r: _Reader, node: Node, field: str, channels: Collection[str]
+                  ) -> tuple[str, ...] | None:
+    names = r.strings(node, field)
+    if names is None:
+        return None
+    for i, name in enumerate(names):
+        if name not in channels:
+            item = node.value[i] if isinstance(node, SequenceNode) else node
+            r.problem(item, f"{field}[{i}]" if isinstance(node, SequenceNode) else field,
+                      _unknown("channel", name, tuple(channels)) if channels
+                      else f"unknown channel '{name}' (no channels are defined)")
+            return None
+    return names
+
+
+# ---------------------------------------------------------------- checks
+
+_CHECK_KEYS = ("name", "description", "source", "query", "every", "lookback", "detector",
+               "severity", "labels", "runbook", "group_by", "no_data")
+DETECTOR_TYPES = ("absent", "threshold")
+
+
+def _read_threshold(r: _Reader, node: Node, field: str, fields: dict[str, Node]
+                    ) -> DetectorParams | None:
+    above = r.number(fields["above"], f"{field}.above") if "above" in fields else None
+    below = r.number(fields["below"], f"{field}.below") if "below" in fields else None
+    clear = r.number(fields["clear"], f"{field}.clear") if "clear" in fields else None
+    for_ = r.duration(fields["for"], f"{field}.for", allow_zero=True) if "for" in fields \
+        else timedelta(0)
+    if "above" not in fields and "below" not in fields:
+        r.problem(node, field, "a threshold detector needs 'above' or 'below'")
+        return None
+    if clear is not None:
+        if above is not None and below is not None:
+            r.problem(fields["clear"], f"{field}.clear",
+                      "'clear' needs a single level: give either 'above' or 'below', not both")
+            return None
+        if above is not None and clear > above:
+            r.problem(fields["clear"], f"{field}.clear",
+                      f"with 'above: {above:g}', clear must be at or below {above:g}")
+            return None
+        if below is not None and clear < below:
+            r.problem(fields["clear"], f"{field}.clear",
+                      f"with 'below: {below:g}', clear must be at or above {below:g}")
+            return None
+    if above is not None and below is not None and below >= above:
+        # above and below together describe the band outside [below, above]
+        r.problem(node, field, f"'below' ({below:g}) must be less than 'above' ({above:g})")
+        return None
+    if for_ is None or ("above" in fields and above is None) or ("below" in fields and below is None):
+        return None
+    return ThresholdParams(above=above, below=below, for_=for_, clear=clear)
+
+
+def _read_absent(r: _Reader, node: Node, field: str, fields: dict[str, Node]
+                 ) -> DetectorParams | None:
+    if "for" not in fields:
+        return AbsentParams()
+    for_ = r.duration(fields["for"], f"{field}.for")
+    return None if for_ is None else AbsentParams(for_=for_)
+
+
+# YAML detector name → (allowed keys, reader). Plain dict literal: YAML never names code.
+DETECTORS: dict[str, tuple[tuple[str, ...],
+                           Callable[[_Reader, Node, str, dict[str, Node]], DetectorParams | None]]] = {
+    "threshold": (("type", "above", "below", "for", "clear"), _read_threshold),
+    "absent": (("type", "for"), _read_absent),
+}
+
+
+def _read_detector(r: _Reader, node: Node, field: str) -> DetectorParams | None:
+    if not isinstance(node, MappingNode):
+        r.problem(node, field, f"expected a mapping with a 'type', got {_kind(node)}")
+        return None
+    type_node = next((v for k, v in node.value if getattr(k, "value", None) == "type"), None)
+    if type_node is None:
+        r.problem(node, field, f"missing required key 'type' (known: {', '.join(DETECTORS)})")
+        return None
+    kind = r.choice(type_node, f"{field}.type", tuple(DETECTORS), "detector")
+    if kind is None:
+        return None
+    allowed, read = DETECTORS[kind]
+    fields = r.mapping(node, field, allowed)
+    return None if fields is None else read(r, node, field, fields)
+
+
+class _Defaults:
+    def __init__(self) -> None:
+        self.every = timedelta(minutes=1)
+        self.lookback = timedelta(hours=1)
+        self.severity = Severity.MEDIUM
+        self.no_data = NoData.KEEP
+        self.labels: dict[str, str] = {}
+
+
+def _read_defaults(r: _Reader, node: Node) -> _Defaults:
+    d = _Defaults()
+    fields = r.mapping(node, "defaults", _DEFAULTS_KEYS) or {}
+    if "every" in fields:
+        d.every = r.duration(fields["every"], "defaults.every") or d.every
+    if "lookback" in fields:
+        d.lookback = r.duration(fields["lookback"], "defaults.lookback") or d.lookback
+    if "severity" in fields:
+        d.severity = Severity(r.choice(fields["severity"], "defaults.severity", tuple(Severity),
+                                       "severity")
+                              or d.severity)
+    if "no_data" in fields:
+        d.no_data = NoData(r.choice(fields["no_data"], "defaults.no_data", tuple(NoData))
+                           or d.no_data)
+    if "labels" in fields:
+        d.labels = r.string_map(fields["labels"], "defaults.labels") or {}
+    return d
+
+
+def _read_check(r: _Reader, node: Node, field: str, settings: Settings | None,
+                runbooks: frozenset[str], defaults: _Defaults) -> Check | None:
+    fields = r.mapping(node, field, _CHECK_KEYS, required=("name", "query", "detector"))
+    if fields is None:
+        return None
+    before = len(r.problems)
+    name = r.string(fields["name"], f"{field}.name") if "name" in fields else None
+    if name is not None and not CHECK_NAME.fullmatch(name):
+        r.problem(fields["name"], f"{field}.name",
+                  f"check names are lowercase words and dashes, like api-success-rate; got {name!r}")
+    query = r.string(fields["query"], f"{field}.query") if "query" in fields else None
+    if query is not None and not query.strip():
+        r.problem(fields["query"], f"{field}.query", "the query is empty")
+    detector = _read_detector(r, fields["detector"], f"{field}.detector") \
+        if "detector" in fields else None
+    source = settings.default_source if settings else ""
+    if "source" in fields:
+        source = r.string(fields["source"], f"{field}.source") or source
+        if settings is not None and source not in settings.sources:
+            r.problem(fields["source"], f"{field}.source",
+                      _unknown("source", source, tuple(settings.sources)))
+    every = r.duration(fields["every"], f"{field}.every") if "every" in fields else defaults.every
+    lookback = r.duration(fields["lookback"], f"{field}.lookback") if "lookback" in fields \
+        else defaults.lookback
+    severity = defaults.severity
+    if "severity" in fields:
+        chosen = r.choice(fields["severity"], f"{field}.severity", tuple(Severity), "severity")
+        severity = Severity(chosen) if chosen else severity
+    labels = dict(defaults.labels)
+    if "labels" in fields:
+        labels.update(r.string_map(fields["labels"], f"{field}.labels") or {})
+    runbook = None
+    if "runbook" in fields:
+        runbook = r.string(fields["runbook"], f"{field}.runbook")
+        if runbook is not None and runbook not in runbooks:
+            r.problem(fields["runbook"], f"{field}.runbook",
+                      _unknown("runbook", runbook, tuple(runbooks)) if runbooks
+                      else f"unknown runbook '{runbook}' (runbooks/ has no *.md files)")
+    group_by: tuple[str, ...] = ()
+    if "group_by" in fields:
+        group_by = r.strings(fields["group_by"], f"{field}.group_by") or ()
+    no_data = defaults.no_data
+    if "no_data" in fields:
+        chosen = r.choice(fields["no_data"], f"{field}.no_data", tuple(NoData), "no_data rule")
+        no_data = NoData(chosen) if chosen else no_data
+    if every and lookback and lookback < every:
+        r.problem(fields.get("lookback", node), f"{field}.lookback",
+                  "lookback must be at least one step ('every')")
+    hold = getattr(detector, "for_", timedelta(0))
+    if lookback and hold and lookback <= hold:
+        r.problem(fields.get("lookback", node), f"{field}.lookback",
+                  f"lookback must be longer than the detector's 'for' so the check can fire")
+    description = ""
+    if "description" in fields:
+        description = r.string(fields["description"], f"{field}.description") or ""
+    if len(r.problems) > before or None in (name, query, detector, every, lookback):
+        return None
+    assert name is not None and query is not None and detector is not None
+    assert every is not None and lookback is not None
+    return Check(name=name, description=description.strip(), source=source, query=query.strip(),
+                 every=every, lookback=lookback, detector=detector, severity=severity,
+                 labels=labels, runbook=runbook, group_by=group_by, no_data=no_data,
+                 position=r.position(node))
+
+
+def load_project(root: Path, env: Mapping[str, str] | None = None) -> Project:
+    """Read and validate a whole project directory; ConfigError lists every problem found."""
+    env = os.environ if env is None else env
+    root = root.resolve()
+    problems: list[ConfigProblem] = []
+    settings_file = root / SETTINGS_FILE
+    if not settings_file.is_file():
+        raise ConfigError([ConfigProblem(
+            SETTINGS_FILE, 0, 0, "",
+            f"not found in {root}: run inside a project, or pass --project DIR "
+            "or set $INCIDENT_PROJECT")])
+    r = _Reader(settings_file, SETTINGS_FILE, problems)
+    settings, settings_fields = _read_settings(r, root, env)
+    defaults = _read_defaults(r, settings_fields["defaults"]) if "defaults" in settings_fields \
+        else _Defaults()
+
+    runbooks = frozenset(p.stem for p in (root / "runbooks").glob("*.md"))
+    checks: list[Check] = []
+    seen: dict[str, Position] = {}
+    for path in sorted((root / "checks").glob("*.y*ml")):
+        cr = _Reader(path, str(path.relative_to(root)), problems)
+        node = cr.compose()
+        if node is None or _is_null(node):
+            continue
+        items = [(f"checks[{i}]", n) for i, n in enumerate(node.value)] \
+            if isinstance(node, SequenceNode) else [("check", node)]
+        for field, item in items:
+            check = _read_check(cr, item, field, settings, runbooks, defaults)
+            if check is None:
+                continue
+            if check.name in seen:
+                name_node = next(v for k, v in item.value if k.value == "name")
+                cr.problem(name_node, f"{field}.name",
+                           f"duplicate check name '{check.name}' (first defined at {seen[check.name]})")
+                continue
+            assert check.position is not None
+            seen[check.name] = check.position
+            checks.append(check)
+    if problems or settings is None:
+        files = list(dict.fromkeys(str(p.file) for p in problems))
+        raise ConfigError(sorted(problems, key=lambda p: (files.index(str(p.file)), p.line,
+                                                           p.column)))
+    return Project(root=root, settings=settings, checks=tuple(checks), runbooks=runbooks)

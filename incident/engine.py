@@ -1,0 +1,369 @@
+"""One run of the checks: read each source, detect, reconcile incidents in the store, notify.
+
+`judge` is pure (frame + check + now → findings per fingerprint); `Engine.run` does the I/O.
+Evaluation is stateless over each check's lookback: the only memory is the store.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from incident.errors import QueryError, SourceError
+from incident.model import (
+    AbsentParams,
+    Check,
+    EventKind,
+    Incident,
+    Labels,
+    NoData,
+    Project,
+    Severity,
+    ThresholdParams,
+)
+from incident.timeutil import align
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from incident.notify import Notifier
+    from incident.sources import Source
+    from incident.store import Store
+
+ACTOR = "incident check"
+SOURCE_CHECK_PREFIX = "source-unreadable"
+# A value change this large (relative) on an open incident is worth a timeline line.
+NOTABLE_CHANGE = 0.2
+
+
+class State(enum.StrEnum):
+    FIRING = "firing"
+    CLEAR = "clear"
+    NO_DATA = "no_data"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    """What one fingerprint of one check looks like at `now`."""
+
+    fingerprint: str
+    labels: Labels
+    state: State
+    detected_at: datetime | None = None
+    fired_at: datetime | None = None
+    cleared_at: datetime | None = None
+    value: float | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Action:
+    """A change the run made (or, dry, would make) to one incident."""
+
+    kind: str  # opened | reopened | resolved | updated
+    fingerprint: str
+    incident_id: int | None
+    reason: str = ""
+    notified: tuple[tuple[str, bool], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckResult:
+    """The outcome of one check in one run."""
+
+    check: str
+    source: str
+    series: int = 0
+    findings: tuple[Finding, ...] = ()
+    actions: tuple[Action, ...] = ()
+    error: str | None = None
+    skipped: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunReport:
+    """Everything one `incident check` run saw and did."""
+
+    at: datetime
+    dry_run: bool
+    results: tuple[CheckResult, ...]
+    source_actions: tuple[Action, ...] = field(default=())
+
+    @property
+    def source_errors(self) -> list[str]:
+        """The checks that could not be read, with why."""
+        return [f"{r.check}: {r.error}" for r in self.results if r.error]
+
+
+def fingerprint(check: str, group_by: Sequence[str], labels: Labels) -> tuple[str, Labels]:
+    """check name + the values of its group_by labels, e.g. api-success-rate{service="api"}."""
+    group = Labels({k: labels.get(k) for k in group_by})
+    return (f"{check}{group}" if group_by else check), group
+
+
+def judge(check: Check, frame: pd.DataFrame, now: datetime) -> list[Finding]:
+    """Findings per fingerprint at `now`: firing, clear, or no data (with the no_data rule applied)."""
+    from incident.detectors import detect
+
+    firings = detect(frame, check.detector, now)
+    rows = frame.index <= now
+    last = frame.loc[rows].iloc[-1] if rows.any() else None
+
+    groups: dict[str, dict[str, Any]] = {}
+
+    def group(labels: Labels) -> dict[str, Any]:
+        fp, glabels = fingerprint(check.name, check.group_by, labels)
+        return groups.setdefault(fp, {"labels": glabels, "firings": [], "last": []})
+
+    for column in frame.columns:
+        value = float(last[column]) if last is not None else math.nan
+        group(column)["last"].append((column, value))
+    for firing in firings:
+        group(firing.labels)["firings"].append(firing)
+
+    findings = []
+    for fp, g in sorted(groups.items()):
+        active = [f for f in g["firings"] if f.end is None]
+        ended = [f for f in g["firings"] if f.end is not None]
+        present = [v for _, v in g["last"] if not math.isnan(v)]
+        absent_check = isinstance(check.detector, AbsentParams)
+        if not present and not absent_check:
+            findings.append(_no_data(check, fp, g["labels"], frame, now, active))
+        elif active:
+            first = min(active, key=lambda f: f.fired)
+            findings.append(Finding(
+                fingerprint=fp, labels=g["labels"], state=State.FIRING,
+                detected_at=min(f.start for f in active), fired_at=first.fired,
+                value=first.value, reason=first.reason))
+        else:
+            holding = _holding(check, present)
+            findings.append(Finding(
+                fingerprint=fp, labels=g["labels"],
+                state=State.FIRING if holding else State.CLEAR,
+                cleared_at=max((f.end for f in ended if f.end), default=None),
+                value=present[0] if present else None,
+                reason="still beyond the clear level" if holding else ""))
+    return findings
+
+
+def _holding(check: Check, values: Iterable[float]) -> bool:
+    """True when a threshold check's latest values are still past `clear` (hysteresis).
+
+    The detector only sees the lookback window; an incident opened earlier stays open while
+    the value has not crossed back over `clear`, even when its breach run left the window.
+    """
+    p = check.detector
+    if not isinstance(p, ThresholdParams) or p.clear is None:
+        return False
+    if p.above is not None:
+        return any(v > p.clear for v in values)
+    return p.below is not None and any(v < p.clear for v in values)
+
+
+def _no_data(check: Check, fp: str, labels: Labels, frame: pd.DataFrame, now: datetime,
+             active: list[Any]) -> Finding:
+    """A fingerprint with no point at `now`: what the check's no_data rule makes of it."""
+    if check.no_data is NoData.ALERT:
+        since = _missing_since(frame, labels, check, now)
+        return Finding(fingerprint=fp, labels=labels, state=State.FIRING, detected_at=since,
+                       fired_at=since, reason="no data")
+    return Finding(fingerprint=fp, labels=labels, state=State.NO_DATA,
+                   reason="no data" + (" (firing when last seen)" if active else ""))
+
+
+def _missing_since(frame: pd.DataFrame, labels: Labels, check: Check, now: datetime) -> datetime:
+    """The first point after the group's last data point (or the window start)."""
+    cols = [c for c in frame.columns
+            if fingerprint(check.name, check.group_by, c)[1] == labels]
+    view = frame.loc[frame.index <= now, cols]
+    present = view.notna().any(axis=1).to_numpy() if cols else np.zeros(len(view), bool)
+    if not len(view):
+        return now
+    seen = np.flatnonzero(present)
+    first_missing = seen[-1] + 1 if len(seen) else 0
+    return view.index[min(first_missing, len(view) - 1)].to_pydatetime()
+
+
+def window(check: Check, now: datetime) -> tuple[datetime, datetime]:
+    """The evaluated range: the lookback up to `now` aligned down to the check's step."""
+    end = align(now, check.every)
+    return end - check.lookback, end
+
+
+def attributes(severity: Severity, check: str | None, labels: Mapping[str, str]
+               ) -> dict[str, str]:
+    """What routes match on: severity, check and every label."""
+    return {**labels, "severity": severity.value, "check": check or ""}
+
+
+class Engine:
+    """Runs checks against sources and keeps the store and the channels in step."""
+
+    def __init__(self, project: Project, sources: Mapping[str, Source], store: Store,
+                 notifier: Notifier) -> None:
+        self.project = project
+        self.sources = sources
+        self.store = store
+        self.notifier = notifier
+
+    def run(self, now: datetime, names: Sequence[str] = (), *, dry_run: bool = False
+            ) -> RunReport:
+        """Evaluate the named checks (all when empty) as of `now`."""
+        checks = [self.project.check(n) for n in names] if names else list(self.project.checks)
+        results: list[CheckResult] = []
+        down: dict[str, str] = {}
+        used: list[str] = []
+        for check in checks:
+            if check.source not in used:
+                used.append(check.source)
+            if check.source in down:
+                results.append(CheckResult(check=check.name, source=check.source, skipped=True,
+                                           error=f"not evaluated: {down[check.source]}"))
+                continue
+            result = self._run_check(check, now, dry_run)
+            if result.error and not result.skipped:
+                down[check.source] = result.error
+            results.append(result)
+        source_actions: list[Action] = []
+        if not dry_run:
+            for name in used:
+                source_actions += self._source_health(name, down.get(name), now)
+        return RunReport(at=now, dry_run=dry_run, results=tuple(results),
+                         source_actions=tuple(source_actions))
+
+    def _run_check(self, check: Check, now: datetime, dry_run: bool) -> CheckResult:
+        start, end = window(check, now)
+        try:
+            frame = self.sources[check.source].query_range(check.query, start, end, check.every)
+        except QueryError as exc:
+            # A bad query is the check's fault, not the source's: it never counts as an outage.
+            return CheckResult(check=check.name, source=check.source, error=str(exc),
+                               skipped=True)
+        except SourceError as exc:
+            return CheckResult(check=check.name, source=check.source, error=str(exc))
+        findings = judge(check, frame, now)
+        covered = {f.fingerprint for f in findings}
+        for incident in self.store.active(check=check.name):
+            if incident.fingerprint not in covered:
+                findings.append(Finding(fingerprint=incident.fingerprint,
+                                        labels=Labels(), state=State.NO_DATA, reason="no data"))
+        actions = [a for f in findings if (a := self._apply(check, f, now, dry_run))]
+        return CheckResult(check=check.name, source=check.source, series=len(frame.columns),
+                           findings=tuple(findings), actions=tuple(actions))
+
+    def _apply(self, check: Check, finding: Finding, now: datetime, dry_run: bool
+               ) -> Action | None:
+        if finding.state is State.FIRING:
+            return self._fire(check, finding, now, dry_run)
+        if finding.state is State.NO_DATA and check.no_data is not NoData.RESOLVE:
+            return None
+        current = self.store.find_active(finding.fingerprint)
+        if current is None:
+            return None
+        if dry_run:
+            return Action(kind="resolved", fingerprint=finding.fingerprint,
+                          incident_id=current.id, reason=finding.reason)
+        at = finding.cleared_at if finding.cleared_at and finding.cleared_at > current.opened_at \
+            else now
+        text = "recovered" if finding.state is State.CLEAR else "no data (no_data: resolve)"
+        incident, changed = self.store.resolve(current.id, at=at, actor=ACTOR, text=text,
+                                               auto=True)
+        if not changed:
+            return None
+        return Action(kind="resolved", fingerprint=finding.fingerprint, incident_id=incident.id,
+                      reason=text, notified=self._notify(incident, "resolved", now))
+
+    def _fire(self, check: Check, finding: Finding, now: datetime, dry_run: bool) -> Action | None:
+        from incident.store import Change
+
+        current = self.store.find_active(finding.fingerprint)
+        if dry_run:
+            kind = "updated" if current else "opened"
+            return Action(kind=kind, fingerprint=finding.fingerprint,
+                          incident_id=current.id if current else None, reason=finding.reason)
+        if current is None and finding.fired_at is None:
+            return None  # still past `clear` but never fired in the window: nothing to reopen
+        title = check.name + (f" ({', '.join(f'{k}={v}' for k, v in finding.labels.items())})"
+                              if len(finding.labels) else "")
+        incident, change = self.store.open_incident(
+            fingerprint=finding.fingerprint, check=check.name, title=title,
+            severity=check.severity, labels={**check.labels, **finding.labels.as_dict()},
+            runbook=check.runbook, detected_at=finding.detected_at or now, at=now,
+            value=finding.value, reopen_window=self.project.settings.reopen_window, actor=ACTOR)
+        if change is Change.EXISTING:
+            previous = current.value if current else None
+            if _notable(previous, finding.value):
+                self.store.add_event(incident.id, at=now, kind=EventKind.UPDATED, actor=ACTOR,
+                                     text=f"value {previous:.6g} → {finding.value:.6g}",
+                                     data={"value": finding.value})
+                return Action(kind="updated", fingerprint=finding.fingerprint,
+                              incident_id=incident.id, reason=finding.reason)
+            return None
+        self.store.add_event(incident.id, at=now, kind=EventKind.UPDATED, actor=ACTOR,
+                             text=finding.reason, data={"value": finding.value})
+        kind = "opened" if change is Change.OPENED else "reopened"
+        return Action(kind=kind, fingerprint=finding.fingerprint, incident_id=incident.id,
+                      reason=finding.reason,
+                      notified=self._notify(incident, kind, now, finding.reason))
+
+    def _notify(self, incident: Incident, event: str, now: datetime, reason: str = ""
+                ) -> tuple[tuple[str, bool], ...]:
+        from incident.notify import render
+
+        route = self.notifier.route(attributes(incident.severity, incident.check,
+                                               incident.labels))
+        if route is None or incident.drill:
+            return ()
+        message = render(incident, event, now=now, reason=reason)
+        out = []
+        for delivery in self.notifier.send(route.notify, message):
+            text = f"{event} → {delivery.channel}: " + ("delivered" if delivery.ok
+                                                         else f"failed: {delivery.error}")
+            self.store.add_event(incident.id, at=now, kind=EventKind.NOTIFIED, actor=ACTOR,
+                                 text=text, data={"channel": delivery.channel, "ok": delivery.ok,
+                                                  "event": event, "error": delivery.error})
+            out.append((delivery.channel, delivery.ok))
+        return tuple(out)
+
+    def _source_health(self, source: str, error: str | None, now: datetime) -> list[Action]:
+        """Count consecutive failures; past the limit the platform is blind, and that pages."""
+        fp = f'{SOURCE_CHECK_PREFIX}{{source="{source}"}}'
+        failures = self.store.record_source(source, ok=error is None, at=now, error=error)
+        current = self.store.find_active(fp)
+        if error is None:
+            if current is None:
+                return []
+            incident, changed = self.store.resolve(current.id, at=now, actor=ACTOR,
+                                                   text="source readable again", auto=True)
+            return [Action(kind="resolved", fingerprint=fp, incident_id=incident.id,
+                           notified=self._notify(incident, "resolved", now))] if changed else []
+        if failures < self.project.settings.source_failure_limit:
+            return []
+        incident, change = self.store.open_incident(
+            fingerprint=fp, check=None, title=f"source {source} unreadable: checks are blind",
+            severity=Severity.CRITICAL, labels={"source": source, "category": "monitoring"},
+            runbook=None, detected_at=now, at=now, value=float(failures),
+            reopen_window=self.project.settings.reopen_window, actor=ACTOR)
+        from incident.store import Change
+
+        if change is Change.EXISTING:
+            return []
+        reason = f"{failures} runs in a row failed: {error}"
+        self.store.add_event(incident.id, at=now, kind=EventKind.SOURCE_ERROR, actor=ACTOR,
+                             text=reason)
+        kind = "opened" if change is Change.OPENED else "reopened"
+        return [Action(kind=kind, fingerprint=fp, incident_id=incident.id, reason=reason,
+                       notified=self._notify(incident, kind, now, reason))]
+
+
+def _notable(previous: float | None, value: float | None) -> bool:
+    if previous is None or value is None or math.isnan(previous) or math.isnan(value):
+        return False
+    scale = max(abs(previous), 1e-12)
+    return abs(value - previous) / scale >= NOTABLE_CHANGE

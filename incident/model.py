@@ -1,0 +1,327 @@
+"""The typed vocabulary every layer shares: parsed config, series labels, firings, incidents.
+
+Everything here is frozen. Config objects never carry run-time state; that lives in the store.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+FROZEN: dict[str, Any] = {"frozen": True, "slots": True, "kw_only": True}
+
+
+class Severity(enum.StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """0 for critical, 3 for low: sorts the most urgent first."""
+        return list(Severity).index(self)
+
+
+class Status(enum.StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class NoData(enum.StrEnum):
+    """What a check does when its series has no point at the evaluation time."""
+
+    KEEP = "keep"
+    ALERT = "alert"
+    RESOLVE = "resolve"
+
+
+class EventKind(enum.StrEnum):
+    OPENED = "opened"
+    REOPENED = "reopened"
+    UPDATED = "updated"
+    NOTIFIED = "notified"
+    ACKNOWLEDGED = "acknowledged"
+    NOTE = "note"
+    STEP = "step"
+    ESCALATED = "escalated"
+    RESOLVED = "resolved"
+    SOURCE_ERROR = "source_error"
+
+
+class Labels:
+    """An immutable, hashable label set, ordered by name; prints like PromQL: {a="1",b="2"}.
+
+    Not a tuple on purpose: pandas would turn tuple column names into a MultiIndex.
+    """
+
+    __slots__ = ("_items",)
+    _items: tuple[tuple[str, str], ...]
+
+    def __init__(self, items: Mapping[str, str] | None = None) -> None:
+        pairs = sorted((items or {}).items())
+        object.__setattr__(self, "_items", tuple((str(k), str(v)) for k, v in pairs))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Labels are immutable")
+
+    def __getitem__(self, key: str) -> str:
+        for k, v in self._items:
+            if k == key:
+                return v
+        raise KeyError(key)
+
+    def get(self, key: str, default: str = "") -> str:
+        """The value of a label, or `default` when the series does not carry it."""
+        for k, v in self._items:
+            if k == key:
+                return v
+        return default
+
+    def __contains__(self, key: object) -> bool:
+        return any(k == key for k, _ in self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def items(self) -> tuple[tuple[str, str], ...]:
+        """The (name, value) pairs in name order."""
+        return self._items
+
+    def as_dict(self) -> dict[str, str]:
+        """A fresh mutable copy."""
+        return dict(self._items)
+
+    def without(self, *names: str) -> Labels:
+        """A copy without the given label names."""
+        return Labels({k: v for k, v in self._items if k not in names})
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Labels) and self._items == other._items
+
+    def __lt__(self, other: Labels) -> bool:
+        return self._items < other._items
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __str__(self) -> str:
+        name = self.get("__name__")
+        body = ",".join(
+            f'{k}="{_escape(v)}"' for k, v in self._items if k != "__name__"
+        )
+        return f"{name}{{{body}}}" if body or not name else name
+
+    def __repr__(self) -> str:
+        return f"Labels({self.as_dict()!r})"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+# ---------------------------------------------------------------- configuration
+
+
+@dataclass(**FROZEN)
+class Position:
+    """Where a value came from, for error messages: file, 1-based line and column."""
+
+    file: Path
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(**FROZEN)
+class ThresholdParams:
+    """Fires when the value is above/below a level for `for_`; resolves past `clear`."""
+
+    above: float | None = None
+    below: float | None = None
+    for_: timedelta = timedelta(0)
+    clear: float | None = None
+
+
+@dataclass(**FROZEN)
+class AbsentParams:
+    """Fires when a series (or the whole query) has had no data for `for_`."""
+
+    for_: timedelta = timedelta(minutes=5)
+
+
+DetectorParams = ThresholdParams | AbsentParams
+
+
+@dataclass(**FROZEN)
+class Check:
+    """One declarative check from checks/*.yaml."""
+
+    name: str
+    description: str = ""
+    source: str
+    query: str
+    every: timedelta = timedelta(minutes=1)
+    lookback: timedelta = timedelta(hours=1)
+    detector: DetectorParams
+    severity: Severity = Severity.MEDIUM
+    labels: Mapping[str, str] = field(default_factory=dict)
+    runbook: str | None = None
+    group_by: tuple[str, ...] = ()
+    no_data: NoData = NoData.KEEP
+    position: Position | None = None
+
+    @property
+    def detector_type(self) -> str:
+        """The YAML name of the detector: threshold, absent, …"""
+        return DETECTOR_NAMES[type(self.detector)]
+
+
+DETECTOR_NAMES: dict[type, str] = {ThresholdParams: "threshold", AbsentParams: "absent"}
+
+
+@dataclass(**FROZEN)
+class SourceSpec:
+    """A named data source from incident.yaml."""
+
+    name: str
+    type: str  # "prometheus" | "file"
+    url: str | None = None
+    path: Path | None = None
+    timeout: timedelta = timedelta(seconds=10)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(**FROZEN)
+class Escalation:
+    after: timedelta
+    notify: tuple[str, ...]
+
+
+@dataclass(**FROZEN)
+class Route:
+    """First matching route wins; an empty `match` matches everything."""
+
+    match: Mapping[str, str] = field(default_factory=dict)
+    notify: tuple[str, ...] = ()
+    repeat: timedelta | None = None
+    escalate: Escalation | None = None
+
+    def matches(self, attributes: Mapping[str, str]) -> bool:
+        """True when every key of `match` equals the incident attribute of that name."""
+        return all(attributes.get(k) == v for k, v in self.match.items())
+
+
+@dataclass(**FROZEN)
+class Channel:
+    """An apprise URL. `url` holds the secret-bearing value; `redacted` is safe to print."""
+
+    name: str
+    url: str = field(repr=False)
+    redacted: str
+    position: Position | None = None
+
+
+@dataclass(**FROZEN)
+class Settings:
+    """incident.yaml, parsed."""
+
+    store: str
+    timezone: str = "UTC"
+    default_source: str
+    sources: Mapping[str, SourceSpec]
+    channels: Mapping[str, Channel] = field(default_factory=dict)
+    routes: tuple[Route, ...] = ()
+    reopen_window: timedelta = timedelta(hours=1)
+    source_failure_limit: int = 3
+
+
+@dataclass(**FROZEN)
+class Project:
+    """A whole project directory, loaded and validated once."""
+
+    root: Path
+    settings: Settings
+    checks: tuple[Check, ...]
+    runbooks: frozenset[str] = frozenset()
+
+    def check(self, name: str) -> Check:
+        """The check called `name`; KeyError if there is none."""
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+# ---------------------------------------------------------------- detection
+
+
+@dataclass(**FROZEN)
+class Firing:
+    """One episode in which a series breached its detector.
+
+    `start` is the first breaching point (detected_at); `fired` the point where the
+    detector's condition held (`for` elapsed) and an incident would open; `end` the first
+    point that cleared it, or None if it was still firing at `now`.
+    """
+
+    labels: Labels
+    start: datetime
+    fired: datetime
+    end: datetime | None
+    value: float
+    reason: str = ""
+
+    @property
+    def active(self) -> bool:
+        """Still firing at the evaluation time."""
+        return self.end is None
+
+
+# ---------------------------------------------------------------- incidents
+
+
+@dataclass(**FROZEN)
+class TimelineEvent:
+    """One line of an incident's history."""
+
+    at: datetime
+    kind: EventKind
+    actor: str
+    text: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(**FROZEN)
+class Incident:
+    """An incident as read from the store."""
+
+    id: int
+    fingerprint: str
+    check: str | None
+    title: str
+    status: Status
+    severity: Severity
+    labels: Mapping[str, str]
+    runbook: str | None
+    detected_at: datetime
+    opened_at: datetime
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    value: float | None = None
+    reopened: int = 0
+    drill: bool = False
+    manual: bool = False
+    timeline: tuple[TimelineEvent, ...] = ()

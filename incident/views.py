@@ -1,0 +1,154 @@
+"""How incidents and runs look on a terminal and in --json (JSON times are always UTC)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from incident.app import local_time
+from incident.engine import RunReport, State
+from incident.model import Check, Incident, Labels, Project, TimelineEvent
+from incident.timeutil import format_duration, iso
+
+
+def incident_json(incident: Incident) -> dict[str, Any]:
+    """An incident as a JSON-ready dict."""
+    out: dict[str, Any] = {
+        "id": incident.id, "fingerprint": incident.fingerprint, "check": incident.check,
+        "title": incident.title, "status": incident.status.value,
+        "severity": incident.severity.value, "labels": dict(incident.labels),
+        "runbook": incident.runbook, "value": incident.value,
+        "detected_at": iso(incident.detected_at), "opened_at": iso(incident.opened_at),
+        "acknowledged_at": iso(incident.acknowledged_at),
+        "acknowledged_by": incident.acknowledged_by,
+        "resolved_at": iso(incident.resolved_at), "resolved_by": incident.resolved_by,
+        "reopened": incident.reopened, "drill": incident.drill, "manual": incident.manual,
+    }
+    if incident.timeline:
+        out["timeline"] = [event_json(e) for e in incident.timeline]
+    return out
+
+
+def event_json(event: TimelineEvent) -> dict[str, Any]:
+    """A timeline event as a JSON-ready dict."""
+    return {"at": iso(event.at), "kind": event.kind.value, "actor": event.actor,
+            "text": event.text, "data": dict(event.data)}
+
+
+def incident_line(incident: Incident, project: Project) -> str:
+    """One line of `incident list`."""
+    flags = " [drill]" if incident.drill else ""
+    return (f"#{incident.id:<5} {incident.status.value:<12} {incident.severity.value:<8} "
+            f"{local_time(incident.opened_at, project):<24} {incident.title}{flags}")
+
+
+def incident_text(incident: Incident, project: Project) -> str:
+    """The full `incident show` view."""
+    lines = [f"#{incident.id} {incident.title}",
+             f"  status      {incident.status.value}" + (
+                 f" (reopened {incident.reopened}×)" if incident.reopened else ""),
+             f"  severity    {incident.severity.value}",
+             f"  fingerprint {incident.fingerprint}"]
+    if incident.labels:
+        lines.append("  labels      " + ", ".join(f"{k}={v}" for k, v in incident.labels.items()))
+    if incident.value is not None:
+        lines.append(f"  value       {incident.value:.6g}")
+    lines.append(f"  detected    {local_time(incident.detected_at, project)}")
+    lines.append(f"  opened      {local_time(incident.opened_at, project)}"
+                 f"  (time to detect {format_duration(incident.opened_at - incident.detected_at)})")
+    if incident.acknowledged_at:
+        lines.append(f"  acknowledged {local_time(incident.acknowledged_at, project)} "
+                     f"by {incident.acknowledged_by}")
+    if incident.resolved_at:
+        lines.append(f"  resolved    {local_time(incident.resolved_at, project)} "
+                     f"by {incident.resolved_by} (after "
+                     f"{format_duration(incident.resolved_at - incident.opened_at)})")
+    if incident.runbook:
+        lines.append(f"  runbook     {incident.runbook} (runbooks/{incident.runbook}.md)")
+    if incident.timeline:
+        lines.append("")
+        lines.append("Timeline")
+        for e in incident.timeline:
+            lines.append(f"  {local_time(e.at, project)}  {e.kind.value:<12} {e.actor}: {e.text}")
+    return "\n".join(lines)
+
+
+def report_json(report: RunReport) -> dict[str, Any]:
+    """A check run as a JSON-ready dict."""
+    return {
+        "at": iso(report.at), "dry_run": report.dry_run,
+        "checks": [{
+            "check": r.check, "source": r.source, "series": r.series, "error": r.error,
+            "firing": [f.fingerprint for f in r.findings if f.state is State.FIRING],
+            "no_data": [f.fingerprint for f in r.findings if f.state is State.NO_DATA],
+            "actions": [_action_json(a) for a in r.actions],
+        } for r in report.results],
+        "source_actions": [_action_json(a) for a in report.source_actions],
+    }
+
+
+def _action_json(a: Any) -> dict[str, Any]:
+    return {"action": a.kind, "fingerprint": a.fingerprint, "incident": a.incident_id,
+            "reason": a.reason,
+            "notified": [{"channel": c, "ok": ok} for c, ok in a.notified]}
+
+
+def report_text(report: RunReport, project: Project) -> str:
+    """A check run for people: one line per check, one more per change."""
+    lines = [f"{local_time(report.at, project)}  {len(report.results)} checks"
+             + ("  (dry run: nothing written or sent)" if report.dry_run else "")]
+    for r in report.results:
+        firing = [f for f in r.findings if f.state is State.FIRING]
+        if r.error:
+            status, detail = "ERROR", r.error
+        elif firing:
+            status = "FIRING"
+            detail = "; ".join(
+                ", ".join(f"{k}={v}" for k, v in f.labels.items()) + (" " if len(f.labels) else "")
+                + f.reason for f in firing)
+        else:
+            status = "ok"
+            nodata = sum(f.state is State.NO_DATA for f in r.findings)
+            detail = f"{r.series} series" + (f", {nodata} without data" if nodata else "")
+        lines.append(f"  {status:<7} {r.check:<28} {detail}")
+        for a in r.actions:
+            lines.append("          " + _action_text(a))
+    for a in report.source_actions:
+        lines.append("          " + _action_text(a))
+    return "\n".join(lines)
+
+
+def _action_text(a: Any) -> str:
+    ref = f"#{a.incident_id} " if a.incident_id else ""
+    sent = ", ".join(f"{c} {'✓' if ok else '✗ (will show on the timeline)'}"
+                     for c, ok in a.notified)
+    return f"→ {a.kind} {ref}{a.fingerprint}" + (f"; notified {sent}" if sent else "")
+
+
+def check_json(check: Check) -> dict[str, Any]:
+    """A check's definition as a JSON-ready dict."""
+    params = {k.rstrip("_"): (format_duration(v) if hasattr(v, "total_seconds") else v)
+              for k in check.detector.__slots__ if (v := getattr(check.detector, k)) is not None}
+    return {"name": check.name, "description": check.description, "source": check.source,
+            "query": check.query, "every": format_duration(check.every),
+            "lookback": format_duration(check.lookback),
+            "detector": {"type": check.detector_type, **params},
+            "severity": check.severity.value, "labels": dict(check.labels),
+            "runbook": check.runbook, "group_by": list(check.group_by),
+            "no_data": check.no_data.value,
+            "defined_at": str(check.position) if check.position else None}
+
+
+def query_text(data: dict[str, Any]) -> str:
+    """A query result in the `promtool query` style: one `labels => value @[t]` line each."""
+    kind, result = data["resultType"], data["result"]
+    if kind in ("scalar", "string"):
+        return f"{kind} => {result[1]} @[{result[0]}]"
+    lines = []
+    for item in result:
+        metric = Labels(item["metric"])
+        if "value" in item:
+            lines.append(f"{metric} => {item['value'][1]} @[{item['value'][0]}]")
+        else:
+            points = "\n".join(f"  {v} @[{t}]" for t, v in item["values"])
+            lines.append(f"{metric} =>\n{points}")
+    return "\n".join(lines) or "(no data)"
