@@ -51,12 +51,12 @@ class PrometheusServer:
         """Start on 127.0.0.1 and wait until /-/ready answers."""
         config = self.workdir / "prometheus.yml"
         config.write_text("global:\n  scrape_interval: 15s\nscrape_configs: []\n")
-        log = (self.workdir / "prometheus.log").open("ab")
-        self._proc = subprocess.Popen(
-            ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={self.data}",
-             "--storage.tsdb.retention.time=3650d",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            stdout=log, stderr=log, start_new_session=True)
+        with (self.workdir / "prometheus.log").open("ab") as log:
+            self._proc = subprocess.Popen(
+                ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={self.data}",
+                 "--storage.tsdb.retention.time=3650d",
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+                stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -25,7 +25,8 @@ def register() -> None:
     @notify(on=SCHEME, name="Local file")
     def _append(body: str, title: str, notify_type: str, meta: dict[str, Any],
                 *args: Any, **kwargs: Any) -> bool:
-        path = Path(meta["url"].split("://", 1)[1].split("?", 1)[0])
+        # apprise hands back file:///a/b as file://a/b; `absolute` made every path absolute.
+        path = Path("/" + meta["url"].split("://", 1)[1].split("?", 1)[0].lstrip("/"))
         record = {"at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
                   "type": str(notify_type), "title": title, "body": body}
         try:
