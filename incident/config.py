@@ -42,6 +42,8 @@ DEFAULT_STORE = "sqlite:///.incident/incident.db"
 CHECK_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 SOURCE_TYPES = ("file", "prometheus")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_PLAIN_SCHEMES = frozenset(("file", "json", "jsons", "form", "forms", "xml", "xmls",
+                            "mailto", "mailtos"))
 _SECRET_QUERY_KEYS = re.compile(r"(?i)(token|key|secret|pass|password|auth|apikey|webhook)")
 
 T = TypeVar("T")
@@ -256,11 +258,11 @@ def redact_url(template: str) -> str:
         f"{k}=***" if _SECRET_QUERY_KEYS.search(k) else f"{k}={v}"
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
     )
-    # Chat webhooks carry their tokens as path segments: keep only the first one.
-    path = parts.path
-    if parts.scheme not in ("file", "mailto", "mailtos", "json", "form", "xml") and path.count("/") > 1:
-        path = "/" + path.strip("/").split("/")[0] + "/***"
-    out = f"{parts.scheme}://{netloc}{path}"
+    # Most apprise schemes (slack, telegram, discord, …) carry their tokens in the host and
+    # path: only the generic HTTP, mail and file schemes show more than the scheme.
+    if parts.scheme not in _PLAIN_SCHEMES:
+        return f"{parts.scheme}://***"
+    out = f"{parts.scheme}://{netloc}{parts.path}"
     return f"{out}?{query}" if query else out
 
 

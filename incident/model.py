@@ -12,8 +12,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-FROZEN: dict[str, Any] = {"frozen": True, "slots": True, "kw_only": True}
-
 
 class Severity(enum.StrEnum):
     CRITICAL = "critical"
@@ -131,7 +129,7 @@ def _escape(value: str) -> str:
 # ---------------------------------------------------------------- configuration
 
 
-@dataclass(**FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Position:
     """Where a value came from, for error messages: file, 1-based line and column."""
 
@@ -143,7 +141,7 @@ class Position:
         return f"{self.file}:{self.line}:{self.column}"
 
 
-@dataclass(**FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ThresholdParams:
     """Fires when the value is above/below a level for `for_`; resolves past `clear`."""
 
@@ -153,7 +151,7 @@ class ThresholdParams:
     clear: float | None = None
 
 
-@dataclass(**FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AbsentParams:
     """Fires when a series (or the whole query) has had no data for `for_`."""
 
@@ -163,7 +161,7 @@ class AbsentParams:
 DetectorParams = ThresholdParams | AbsentParams
 
 
-@dataclass(**FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Check:
     """One declarative check from checks/*.yaml."""
 
@@ -190,7 +188,7 @@ class Check:
 DETECTOR_NAMES: dict[type, str] = {ThresholdParams: "threshold", AbsentParams: "absent"}
 
 
-@dataclass(**FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SourceSpec:
     """A named data source from incident.yaml."""
 
@@ -202,13 +200,13 @@ class SourceSpec:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(**FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Escalation:
     after: timedelta
     notify: tuple[str, ...]
 
 
-@dataclass(**FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Route:
     """First matching route wins; an empty `match` matches everything."""
 
@@ -222,7 +220,7 @@ class Route:
         return all(attributes.get(k) == v for k, v in self.match.items())
 
 
-@dataclass(**FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Channel:
     """An apprise URL. `url` holds the secret-bearing value; `redacted` is safe to print."""
 
@@ -232,7 +230,7 @@ class Channel:
     position: Position | None = None
 
 
-@dataclass(**FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """incident.yaml, parsed."""
 
@@ -246,7 +244,7 @@ class Settings:
     source_failure_limit: int = 3
 
 
-@dataclass(**FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Project:
     """A whole project directory, loaded and validated once."""
 
@@ -266,7 +264,7 @@ class Project:
 # ---------------------------------------------------------------- detection
 
 
-@dataclass(**FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Firing:
     """One episode in which a series breached its detector.
 
@@ -291,7 +289,7 @@ class Firing:
 # ---------------------------------------------------------------- incidents
 
 
-@dataclass(**FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TimelineEvent:
     """One line of an incident's history."""
 
@@ -302,7 +300,7 @@ class TimelineEvent:
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(**FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Incident:
     """An incident as read from the store."""
 
