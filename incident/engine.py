@@ -143,13 +143,35 @@ def judge(check: Check, frame: pd.DataFrame, now: datetime) -> list[Finding]:
                 value=first.value, reason=first.reason))
         else:
             holding = _holding(check, present)
+            cleared = max((f.end for f in ended if f.end), default=None)
+            if not holding:
+                cleared = _max_time(cleared, _hold_ended(check, frame, now, g["last"]))
             findings.append(Finding(
                 fingerprint=fp, labels=g["labels"],
-                state=State.FIRING if holding else State.CLEAR,
-                cleared_at=max((f.end for f in ended if f.end), default=None),
+                state=State.FIRING if holding else State.CLEAR, cleared_at=cleared,
                 value=present[0] if present else None,
                 reason="still beyond the clear level" if holding else ""))
     return findings
+
+
+def _max_time(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _hold_ended(check: Check, frame: pd.DataFrame, now: datetime,
+                columns: list[tuple[Labels, float]]) -> datetime | None:
+    """The first point after the group last sat beyond `clear`: when a held incident recovered."""
+    p = check.detector
+    if not isinstance(p, ThresholdParams) or p.clear is None:
+        return None
+    mine = np.isin(np.arange(len(frame.columns)),
+                   [frame.columns.get_loc(c) for c, _ in columns])
+    values = frame.loc[frame.index <= now].iloc[:, mine].to_numpy()
+    beyond = (values > p.clear) if p.above is not None else (values < p.clear)
+    held = np.flatnonzero(beyond.any(axis=1))
+    if not len(held) or held[-1] + 1 >= len(values):
+        return None
+    return frame.index[held[-1] + 1].to_pydatetime()
 
 
 def _holding(check: Check, values: Iterable[float]) -> bool:
@@ -179,10 +201,10 @@ def _no_data(check: Check, fp: str, labels: Labels, frame: pd.DataFrame, now: da
 
 def _missing_since(frame: pd.DataFrame, labels: Labels, check: Check, now: datetime) -> datetime:
     """The first point after the group's last data point (or the window start)."""
-    cols = [c for c in frame.columns
-            if fingerprint(check.name, check.group_by, c)[1] == labels]
-    view = frame.loc[frame.index <= now, cols]
-    present = view.notna().any(axis=1).to_numpy() if cols else np.zeros(len(view), bool)
+    mine = np.array([fingerprint(check.name, check.group_by, c)[1] == labels
+                     for c in frame.columns], dtype=bool)
+    view = frame.loc[frame.index <= now].iloc[:, mine]
+    present = view.notna().any(axis=1).to_numpy()
     if not len(view):
         return now
     seen = np.flatnonzero(present)

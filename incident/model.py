@@ -6,7 +6,7 @@ Everything here is frozen. Config objects never carry run-time state; that lives
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -84,8 +84,9 @@ class Labels:
     def __contains__(self, key: object) -> bool:
         return any(k == key for k, _ in self._items)
 
-    def __iter__(self) -> Iterator[str]:
-        return (k for k, _ in self._items)
+    def keys(self) -> tuple[str, ...]:
+        """The label names in order. (No __iter__: pandas would take Labels for a list.)"""
+        return tuple(k for k, _ in self._items)
 
     def __len__(self) -> int:
         return len(self._items)

@@ -13,7 +13,12 @@ import socket
 import subprocess
 import time
 import urllib.request
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def free_port() -> int:
@@ -93,3 +98,32 @@ class PrometheusServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class FrameSource:
+    """A Source over one in-memory frame of points: the honest stand-in for recorded data.
+
+    It answers any query with the frame's rows inside the requested grid (the query text
+    is ignored), so engine tests can script exact series without a file or a server.
+    """
+
+    def __init__(self, name: str, frame: pd.DataFrame) -> None:
+        self.name = name
+        self.frame = frame
+
+    def query_range(self, query: str, start: datetime, end: datetime, step: timedelta
+                    ) -> pd.DataFrame:
+        """The frame's rows on the grid start..end, NaN where it has none."""
+        import pandas as pd
+
+        grid = pd.date_range(start, end, freq=step, name="time")
+        return self.frame.reindex(grid).dropna(axis=1, how="all")
+
+    def api_query(self, query: str, at: datetime) -> dict[str, Any]:
+        """Not needed by engine tests."""
+        raise NotImplementedError
+
+    def api_query_range(self, query: str, start: datetime, end: datetime, step: timedelta
+                        ) -> dict[str, Any]:
+        """Not needed by engine tests."""
+        raise NotImplementedError
