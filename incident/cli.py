@@ -143,12 +143,12 @@ def open_(c: Ctx, title: str, severity: str, runbook: str | None, labels: tuple[
     """
     from incident.views import incident_json
 
-    if runbook and runbook not in c.project.runbooks:
-        raise NotFound(f"no runbook {runbook!r} in runbooks/ (known: "
-                       f"{', '.join(sorted(c.project.runbooks)) or 'none'})")
+    if runbook:
+        _known_runbook(c.project, runbook)
     pairs = dict(_label(x) for x in labels)
     with _store(c.project) as store:
-        incident = _open_manual(store, title, Severity(severity), pairs, runbook, _actor(by))
+        incident = _open_manual(store, c.project, title, Severity(severity), pairs, runbook,
+                                _actor(by))
     _emit(incident_json(incident)) if as_json else click.echo(
         f"opened #{incident.id}: {incident.title}")
 
@@ -177,18 +177,25 @@ def ack(c: Ctx, incident_id: int, by: str | None, as_json: bool) -> None:
 @click.argument("incident_id", type=int)
 @click.option("--by", help="Who resolves (default $INCIDENT_USER or $USER).")
 @click.option("--note", "text", default="", help="What fixed it.")
+@click.option("--learned", default="",
+              help="A lesson for the runbook's history (shown by `incident runbook show`).")
 @json_option
 @pass_ctx
 @command
-def resolve(c: Ctx, incident_id: int, by: str | None, text: str, as_json: bool) -> None:
+def resolve(c: Ctx, incident_id: int, by: str | None, text: str, learned: str,
+            as_json: bool) -> None:
     """Resolve an incident by hand.
 
-    Example:  incident resolve 42 --note "failed over to db-replica-2"
+    Example:  incident resolve 42 --note "failed over" --learned "check replica lag first"
     """
+    from incident.model import EventKind
     from incident.views import incident_json
 
     with _store(c.project) as store:
         incident, changed = store.resolve(incident_id, at=utcnow(), actor=_actor(by), text=text)
+        if learned:
+            store.add_event(incident_id, at=utcnow(), kind=EventKind.LEARNED, actor=_actor(by),
+                            text=learned, data={"runbook": incident.runbook})
     _emit(incident_json(incident)) if as_json else click.echo(
         f"#{incident.id} resolved by {incident.resolved_by}" if changed
         else f"#{incident.id} was already resolved")
@@ -249,11 +256,19 @@ def show(c: Ctx, incident_id: int, as_json: bool) -> None:
 
     Example:  incident show 42
     """
+    from incident.runbooks import step_states, steps_of
     from incident.views import incident_json, incident_text
 
     with _store(c.project) as store:
         incident = store.get(incident_id)
-    _emit(incident_json(incident)) if as_json else click.echo(incident_text(incident, c.project))
+    steps = step_states(steps_of(c.project.runbooks.get(incident.runbook or ""),
+                                 incident.timeline), incident.timeline)
+    if as_json:
+        _emit({**incident_json(incident), "steps": [
+            {"number": s.step.number, "text": s.step.text, "state": s.state, "by": s.actor,
+             "note": s.note} for s in steps]})
+    else:
+        click.echo(incident_text(incident, c.project, steps))
 
 
 @main.command()
@@ -303,6 +318,134 @@ def simulate(c: Ctx, end: str | None, days: float) -> None:
         click.echo(f"wrote {path.relative_to(c.root)}")
 
 
+@main.command()
+@click.argument("incident_id", type=int)
+@click.argument("number")
+@click.option("--done", "state", flag_value="done", help="The step was carried out.")
+@click.option("--skip", "state", flag_value="skipped", help="The step was skipped on purpose.")
+@click.option("--note", default="", help="What came of it, or why it was skipped.")
+@click.option("--by", help="Who did it (default $INCIDENT_USER or $USER).")
+@pass_ctx
+@command
+def step(c: Ctx, incident_id: int, number: str, state: str | None, note: str,
+         by: str | None) -> None:
+    """Record a runbook step as done or skipped on the incident's timeline.
+
+    Example:  incident step 42 2 --done --note "replica lag 0.4s"
+    """
+    from incident.model import EventKind
+    from incident.runbooks import find_step, steps_of
+
+    if state is None:
+        raise UsageError("say --done or --skip")
+    with _store(c.project) as store:
+        incident = store.get(incident_id)
+        steps = steps_of(c.project.runbooks.get(incident.runbook or ""), incident.timeline)
+        found = find_step(steps, number)
+        if found is None:
+            raise NotFound(f"incident #{incident_id} has no runbook step {number!r}"
+                           + (f" (steps: {', '.join(s.number for s in steps)})" if steps
+                              else " (it has no runbook)"))
+        store.add_event(incident_id, at=utcnow(), kind=EventKind.STEP, actor=_actor(by),
+                        text=f"step {found.number} {state}: {found.text}"
+                             + (f" — {note}" if note else ""),
+                        data={"step": found.number, "state": state, "note": note})
+    click.echo(f"#{incident_id}: step {found.number} {state}")
+
+
+@main.group()
+def runbook() -> None:
+    """Runbooks: the emergency plans, their steps and their history."""
+
+
+@runbook.command("list")
+@json_option
+@pass_ctx
+@command
+def runbook_list(c: Ctx, as_json: bool) -> None:
+    """List runbooks with owner, last review, overdue flag and how many incidents used them.
+
+    Example:  incident runbook list
+    """
+    from incident.views import runbook_row
+
+    today = utcnow().date()
+    with _store(c.project) as store:
+        used = store.runbook_usage()
+    rows = [runbook_row(rb, today, used.get(name, 0))
+            for name, rb in sorted(c.project.runbooks.items())]
+    if as_json:
+        _emit(rows)
+        return
+    for r in rows:
+        flag = "  OVERDUE" if r["overdue"] else ""
+        click.echo(f"{r['name']:<22} {r['owner'] or '-':<16} reviewed {r['reviewed'] or 'never':<10}"
+                   f" {r['steps']:>2} steps {r['incidents']:>4} incidents  {r['title']}{flag}")
+
+
+@runbook.command("show")
+@click.argument("name")
+@click.option("--history", "limit", default=20, show_default=True,
+              help="How many past incidents to show.")
+@pass_ctx
+@command
+def runbook_show(c: Ctx, name: str, limit: int) -> None:
+    """Show a runbook for a terminal, ending with the incidents that used it.
+
+    Example:  incident runbook show database-failure
+    """
+    from incident.runbooks import history_entry
+    from incident.views import runbook_text
+
+    rb = _known_runbook(c.project, name)
+    with _store(c.project) as store:
+        history = [history_entry(store.get(i.id))
+                   for i in store.list(runbook=name, limit=limit)]
+    click.echo(runbook_text(rb, history, utcnow().date(), c.project))
+
+
+@runbook.command("search")
+@click.argument("words", nargs=-1, required=True)
+@pass_ctx
+@command
+def runbook_search(c: Ctx, words: tuple[str, ...]) -> None:
+    """Find runbooks by words in their title, tags and body.
+
+    Example:  incident runbook search failover replica
+    """
+    from incident.runbooks import search
+
+    hits = search(c.project.runbooks, words)
+    for _, rb in hits:
+        click.echo(f"{rb.name:<22} {rb.title}")
+    if not hits:
+        click.echo("no runbook mentions " + " and ".join(words))
+
+
+@runbook.command("lint")
+@json_option
+@pass_ctx
+@command
+def runbook_lint(c: Ctx, as_json: bool) -> None:
+    """Report checks without runbooks, unknown checks, missing steps, overdue reviews, broken links.
+
+    Exits 1 when it finds anything.  Example:  incident runbook lint
+    """
+    from incident.runbooks import lint
+
+    problems = lint(c.project.runbooks, c.project.checks, c.project.root, utcnow().date())
+    if as_json:
+        _emit([{"path": p.path, "line": p.line, "kind": p.kind, "message": p.message}
+               for p in problems])
+    else:
+        for p in problems:
+            click.echo(str(p))
+        click.echo(f"{len(c.project.runbooks)} runbooks, {len(c.project.checks)} checks: "
+                   + (f"{len(problems)} problems" if problems else "clean"))
+    if problems:
+        sys.exit(1)
+
+
 @main.group()
 def checks() -> None:
     """Work with check definitions."""
@@ -349,6 +492,13 @@ def _known_check(project: Project, name: str) -> None:
         raise NotFound(f"no check named {name!r} (see: incident checks list)") from None
 
 
+def _known_runbook(project: Project, name: str) -> Any:
+    if name not in project.runbooks:
+        raise NotFound(f"no runbook {name!r} in runbooks/ (known: "
+                       f"{', '.join(sorted(project.runbooks)) or 'none'})")
+    return project.runbooks[name]
+
+
 def _label(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -363,15 +513,18 @@ def _duration(text: str) -> timedelta:
         raise UsageError(str(exc)) from None
 
 
-def _open_manual(store: Any, title: str, severity: Severity, labels: dict[str, str],
-                 runbook: str | None, actor: str) -> Any:
+def _open_manual(store: Any, project: Project, title: str, severity: Severity,
+                 labels: dict[str, str], runbook: str | None, actor: str) -> Any:
     import uuid
+
+    from incident.engine import attach_runbook
 
     now = utcnow()
     incident, _ = store.open_incident(
         fingerprint=f"manual:{uuid.uuid4().hex[:12]}", check=None, title=title,
         severity=severity, labels=labels, runbook=runbook, detected_at=now, at=now, value=None,
         reopen_window=timedelta(0), actor=actor, manual=True)
+    attach_runbook(store, incident, project, now, actor)
     return incident
 
 

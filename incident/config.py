@@ -11,7 +11,7 @@ import difflib
 import os
 import re
 from collections.abc import Callable, Collection, Mapping
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -30,6 +30,7 @@ from incident.model import (
     Position,
     Project,
     Route,
+    Runbook,
     Settings,
     Severity,
     SourceSpec,
@@ -59,25 +60,29 @@ MISSING: Any = _Missing()
 class _Reader:
     """Walks composed YAML nodes, converting values and collecting problems for one file."""
 
-    def __init__(self, file: Path, shown: str, problems: list[ConfigProblem]) -> None:
+    def __init__(self, file: Path, shown: str, problems: list[ConfigProblem],
+                 line_offset: int = 0) -> None:
         self.file = file
         self.shown = shown
         self.problems = problems
+        self.offset = line_offset  # YAML that starts below line 1 (runbook front matter)
 
     def problem(self, node: Node | None, field: str, message: str) -> None:
-        line, col = (node.start_mark.line + 1, node.start_mark.column + 1) if node else (0, 0)
+        line, col = ((node.start_mark.line + 1 + self.offset, node.start_mark.column + 1)
+                     if node else (0, 0))
         self.problems.append(ConfigProblem(self.shown, line, col, field, message))
 
     def position(self, node: Node) -> Position:
-        return Position(file=Path(self.shown), line=node.start_mark.line + 1,
+        return Position(file=Path(self.shown), line=node.start_mark.line + 1 + self.offset,
                         column=node.start_mark.column + 1)
 
-    def compose(self) -> Node | None:
-        try:
-            text = self.file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.problem(None, "", f"cannot read: {exc}")
-            return None
+    def compose(self, text: str | None = None) -> Node | None:
+        if text is None:
+            try:
+                text = self.file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                self.problem(None, "", f"cannot read: {exc}")
+                return None
         try:
             return yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as exc:
@@ -86,8 +91,8 @@ class _Reader:
             if "expected <block end>" in what or "mapping values are not allowed" in what:
                 what += "; check the indentation of this line and the one above"
             self.problems.append(ConfigProblem(
-                self.shown, (mark.line + 1) if mark else 0, (mark.column + 1) if mark else 0,
-                "", f"invalid YAML: {what}"))
+                self.shown, (mark.line + 1 + self.offset) if mark else 0,
+                (mark.column + 1) if mark else 0, "", f"invalid YAML: {what}"))
             return None
 
     def mapping(self, node: Node, field: str, allowed: tuple[str, ...],
@@ -465,6 +470,73 @@ def _channel_refs(r: _Reader, node: Node, field: str, channels: Collection[str]
     return names
 
 
+# ---------------------------------------------------------------- runbooks
+
+_RUNBOOK_KEYS = ("title", "checks", "severity", "owner", "reviewed", "review_every", "tags")
+_FRONT = re.compile(r"\A---[ \t]*\n(.*?\n)?(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
+
+
+def _read_runbook(path: Path, root: Path, problems: list[ConfigProblem]) -> Runbook | None:
+    """runbooks/NAME.md: YAML front matter (positions kept) and the Markdown body's steps."""
+    shown = str(path.relative_to(root))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(ConfigProblem(shown, 0, 0, "", f"cannot read: {exc}"))
+        return None
+    m = _FRONT.match(text)
+    if not m:
+        problems.append(ConfigProblem(shown, 1, 1, "", "expected YAML front matter between "
+                                                       "'---' lines, starting with 'title:'"))
+        return None
+    r = _Reader(path, shown, problems, line_offset=1)
+    before = len(problems)
+    node = r.compose(m.group(1) or "")
+    if node is None or _is_null(node):
+        if node is not None:
+            r.problem(None, "", "the front matter is empty; it needs at least 'title'")
+            problems[-1] = ConfigProblem(shown, 1, 1, "", problems[-1].message)
+        return None
+    fields = r.mapping(node, "", _RUNBOOK_KEYS, required=("title",)) or {}
+    title = r.string(fields["title"], "title") if "title" in fields else None
+    checks = r.strings(fields["checks"], "checks") if "checks" in fields else ()
+    severity = None
+    if "severity" in fields:
+        chosen = r.choice(fields["severity"], "severity", tuple(Severity), "severity")
+        severity = Severity(chosen) if chosen else None
+    owner = r.string(fields["owner"], "owner") if "owner" in fields else ""
+    reviewed = None
+    if "reviewed" in fields:
+        value = r.scalar(fields["reviewed"], "reviewed")
+        try:
+            reviewed = date.fromisoformat(value or "")
+        except ValueError:
+            r.problem(fields["reviewed"], "reviewed",
+                      f"expected a date like 2026-10-01, got {value!r}")
+    review_every = r.duration(fields["review_every"], "review_every") \
+        if "review_every" in fields else None
+    tags = r.strings(fields["tags"], "tags") if "tags" in fields else ()
+    if len(problems) > before or title is None:
+        return None
+    body = text[m.end():]
+    from incident.runbooks import parse_steps
+
+    return Runbook(name=path.stem, title=title, path=path, checks=checks or (),
+                   severity=severity, owner=owner or "", reviewed=reviewed,
+                   review_every=review_every, tags=tags or (), body=body,
+                   steps=parse_steps(body), body_line=text[:m.end()].count("\n") + 1)
+
+
+def load_runbooks(root: Path, problems: list[ConfigProblem]) -> dict[str, Runbook]:
+    """Every runbooks/*.md that parses; the problems of the others go to `problems`."""
+    out = {}
+    for path in sorted((root / "runbooks").glob("*.md")):
+        rb = _read_runbook(path, root, problems)
+        if rb is not None:
+            out[rb.name] = rb
+    return out
+
+
 # ---------------------------------------------------------------- checks
 
 _CHECK_KEYS = ("name", "description", "source", "query", "every", "lookback", "detector",
@@ -565,7 +637,7 @@ def _read_defaults(r: _Reader, node: Node) -> _Defaults:
 
 
 def _read_check(r: _Reader, node: Node, field: str, settings: Settings | None,
-                runbooks: frozenset[str], defaults: _Defaults) -> Check | None:
+                runbooks: Collection[str], defaults: _Defaults) -> Check | None:
     fields = r.mapping(node, field, _CHECK_KEYS, required=("name", "query", "detector"))
     if fields is None:
         return None
@@ -645,7 +717,8 @@ def load_project(root: Path, env: Mapping[str, str] | None = None) -> Project:
     defaults = _read_defaults(r, settings_fields["defaults"]) if "defaults" in settings_fields \
         else _Defaults()
 
-    runbooks = frozenset(p.stem for p in (root / "runbooks").glob("*.md"))
+    runbooks = load_runbooks(root, problems)
+    runbook_files = {p.stem for p in (root / "runbooks").glob("*.md")}
     checks: list[Check] = []
     seen: dict[str, Position] = {}
     for path in sorted((root / "checks").glob("*.y*ml")):
@@ -656,7 +729,7 @@ def load_project(root: Path, env: Mapping[str, str] | None = None) -> Project:
         items = [(f"checks[{i}]", n) for i, n in enumerate(node.value)] \
             if isinstance(node, SequenceNode) else [("check", node)]
         for field, item in items:
-            check = _read_check(cr, item, field, settings, runbooks, defaults)
+            check = _read_check(cr, item, field, settings, runbook_files, defaults)
             if check is None:
                 continue
             if check.name in seen:

@@ -329,6 +329,8 @@ class Engine:
             return None
         self.store.add_event(incident.id, at=now, kind=EventKind.UPDATED, actor=ACTOR,
                              text=finding.reason, data={"value": finding.value})
+        if change is Change.OPENED:
+            attach_runbook(self.store, incident, self.project, now, ACTOR)
         kind = "opened" if change is Change.OPENED else "reopened"
         return Action(kind=kind, fingerprint=finding.fingerprint, incident_id=incident.id,
                       reason=finding.reason,
@@ -342,7 +344,8 @@ class Engine:
                                                incident.labels))
         if route is None or incident.drill:
             return ()
-        message = render(incident, event, now=now, reason=reason)
+        runbook = self.project.runbooks.get(incident.runbook or "")
+        message = render(incident, event, now=now, reason=reason, runbook=runbook)
         out = []
         for delivery in self.notifier.send(route.notify, message):
             text = f"{event} → {delivery.channel}: " + ("delivered" if delivery.ok
@@ -382,6 +385,19 @@ class Engine:
         kind = "opened" if change is Change.OPENED else "reopened"
         return [Action(kind=kind, fingerprint=fp, incident_id=incident.id, reason=reason,
                        notified=self._notify(incident, kind, now, reason))]
+
+
+def attach_runbook(store: Store, incident: Incident, project: Project, now: datetime,
+                   actor: str) -> None:
+    """Record the runbook and its steps on a new incident, as they were when it opened."""
+    from incident.runbooks import snapshot
+
+    runbook = project.runbooks.get(incident.runbook or "")
+    if runbook is None:
+        return
+    store.add_event(incident.id, at=now, kind=EventKind.RUNBOOK, actor=actor,
+                    text=f"runbook {runbook.name}: {runbook.title} ({len(runbook.steps)} steps)",
+                    data=snapshot(runbook))
 
 
 def _notable(previous: float | None, value: float | None) -> bool:

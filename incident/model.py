@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,8 @@ class EventKind(enum.StrEnum):
     ESCALATED = "escalated"
     RESOLVED = "resolved"
     SOURCE_ERROR = "source_error"
+    RUNBOOK = "runbook"
+    LEARNED = "learned"
 
 
 class Labels:
@@ -246,13 +248,46 @@ class Settings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Step:
+    """One numbered step of a runbook; sub-steps are numbered like 2.1."""
+
+    number: str
+    text: str
+    body: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Runbook:
+    """runbooks/NAME.md: front matter plus a Markdown body whose numbered items are the steps."""
+
+    name: str
+    title: str
+    path: Path
+    checks: tuple[str, ...] = ()
+    severity: Severity | None = None
+    owner: str = ""
+    reviewed: date | None = None
+    review_every: timedelta | None = None
+    tags: tuple[str, ...] = ()
+    body: str = ""
+    steps: tuple[Step, ...] = ()
+    body_line: int = 1
+
+    def review_due(self) -> date | None:
+        """The date the next review is due, when the runbook says how often."""
+        if self.reviewed is None or self.review_every is None:
+            return None
+        return self.reviewed + self.review_every
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Project:
     """A whole project directory, loaded and validated once."""
 
     root: Path
     settings: Settings
     checks: tuple[Check, ...]
-    runbooks: frozenset[str] = frozenset()
+    runbooks: Mapping[str, Runbook] = field(default_factory=dict)
 
     def check(self, name: str) -> Check:
         """The check called `name`; KeyError if there is none."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 from incident.app import local_time
 from incident.engine import RunReport, State
-from incident.model import Check, Incident, Labels, Project, TimelineEvent
+from incident.model import Check, Incident, Labels, Project, Runbook, TimelineEvent
+from incident.runbooks import HistoryEntry, StepState
 from incident.timeutil import format_duration, iso
 
 
@@ -41,8 +44,8 @@ def incident_line(incident: Incident, project: Project) -> str:
             f"{local_time(incident.opened_at, project):<24} {incident.title}{flags}")
 
 
-def incident_text(incident: Incident, project: Project) -> str:
-    """The full `incident show` view."""
+def incident_text(incident: Incident, project: Project, steps: Sequence[StepState] = ()) -> str:
+    """The full `incident show` view: facts, runbook steps with their state, timeline."""
     lines = [f"#{incident.id} {incident.title}",
              f"  status      {incident.status.value}" + (
                  f" (reopened {incident.reopened}×)" if incident.reopened else ""),
@@ -63,7 +66,18 @@ def incident_text(incident: Incident, project: Project) -> str:
                      f"by {incident.resolved_by} (after "
                      f"{format_duration(incident.resolved_at - incident.opened_at)})")
     if incident.runbook:
-        lines.append(f"  runbook     {incident.runbook} (runbooks/{incident.runbook}.md)")
+        runbook = project.runbooks.get(incident.runbook)
+        title = f"{runbook.title} " if runbook else ""
+        lines.append(f"  runbook     {title}(runbooks/{incident.runbook}.md)")
+    if steps:
+        lines += ["", "Runbook steps"]
+        for st in steps:
+            mark = {"done": "[x]", "skipped": "[-]"}.get(st.state, "[ ]")
+            indent = "  " * st.step.number.count(".")
+            who = f"  ({st.state} by {st.actor}" + (f": {st.note}" if st.note else "") + ")" \
+                if st.state != "pending" else ""
+            lines.append(f"  {indent}{mark} {st.step.number}. {st.step.text}{who}")
+        lines.append(f"  mark one: incident step {incident.id} N --done | --skip [--note TEXT]")
     if incident.timeline:
         lines.append("")
         lines.append("Timeline")
@@ -152,3 +166,58 @@ def query_text(data: dict[str, Any]) -> str:
             points = "\n".join(f"  {v} @[{t}]" for t, v in item["values"])
             lines.append(f"{metric} =>\n{points}")
     return "\n".join(lines) or "(no data)"
+
+
+def runbook_row(runbook: Runbook, today: date, used: int) -> dict[str, Any]:
+    """One runbook for `runbook list`: owner, review state and how often it was used."""
+    due = runbook.review_due()
+    return {"name": runbook.name, "title": runbook.title, "owner": runbook.owner,
+            "severity": runbook.severity.value if runbook.severity else None,
+            "checks": list(runbook.checks), "tags": list(runbook.tags),
+            "steps": len(runbook.steps),
+            "reviewed": runbook.reviewed.isoformat() if runbook.reviewed else None,
+            "review_due": due.isoformat() if due else None,
+            "overdue": bool(due and due < today), "incidents": used}
+
+
+def runbook_text(runbook: Runbook, history: Sequence[HistoryEntry], today: date,
+                 project: Project) -> str:
+    """A runbook for a terminal: title, facts, the body with steps, then its history."""
+    due = runbook.review_due()
+    lines = [runbook.title, "=" * len(runbook.title)]
+    facts = [("owner", runbook.owner or "-"),
+             ("severity", runbook.severity.value if runbook.severity else "-"),
+             ("checks", ", ".join(runbook.checks) or "-"),
+             ("tags", ", ".join(runbook.tags) or "-"),
+             ("reviewed", (f"{runbook.reviewed}" if runbook.reviewed else "never")
+              + (f", next due {due}" + (" (OVERDUE)" if due < today else "") if due else ""))]
+    lines += [f"{k:>9}: {v}" for k, v in facts]
+    lines += ["", _terminal_markdown(runbook.body).rstrip(), "", "History", "-------"]
+    if not history:
+        lines.append("No incident has used this runbook yet.")
+    for h in history:
+        i = h.incident
+        took = format_duration(h.time_to_resolve) if h.time_to_resolve else "still open"
+        drill = " [drill]" if i.drill else ""
+        lines.append(f"#{i.id} {local_time(i.opened_at, project)}  {i.title}{drill}  "
+                     f"resolved in {took}")
+        lines += [f"    learned: {t}" for t in h.learned]
+        lines += [f"    note: {t}" for t in h.notes]
+        lines += [f"    skipped step {t}" for t in h.skipped]
+    return "\n".join(lines)
+
+
+def _terminal_markdown(body: str) -> str:
+    """Markdown made easy to read on a terminal: headings underlined, fences dropped."""
+    out = []
+    for line in body.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#") and not line.startswith(" "):
+            text = stripped.lstrip("#").strip()
+            out += ["", text.upper() if stripped.startswith("# ") else text,
+                    "-" * len(text)]
+        elif stripped.startswith(("```", "~~~")):
+            continue
+        else:
+            out.append(line)
+    return "\n".join(out).strip("\n")

@@ -49,8 +49,8 @@ def test_manual_incident_lifecycle_is_on_the_timeline(project: Path) -> None:
     assert shown["acknowledged_by"] == "bob" and shown["resolved_by"] == "alice"
     assert shown["labels"] == {"provider": "card"} and shown["runbook"] == "payment-failure"
     kinds = [(e["kind"], e["actor"]) for e in shown["timeline"]]
-    assert kinds == [("opened", "alice"), ("acknowledged", "bob"), ("note", "alice"),
-                     ("resolved", "alice")]
+    assert kinds == [("opened", "alice"), ("runbook", "alice"), ("acknowledged", "bob"),
+                     ("note", "alice"), ("resolved", "alice")]
 
 
 def test_list_shows_active_by_default_and_all_with_flag(project: Path) -> None:

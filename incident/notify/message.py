@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from incident.model import Incident
+from incident.model import Incident, Runbook
 from incident.timeutil import iso
+
+
+FIRST_STEPS = 3  # enough to start on from a phone, before opening the runbook
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -20,7 +23,7 @@ class Message:
 
 
 def render(incident: Incident, event: str, *, now: datetime, reason: str = "",
-           runbook_title: str | None = None) -> Message:
+           runbook: Runbook | None = None) -> Message:
     """The message for one incident event: what, since when, value, runbook, what to run."""
     tag = "[DRILL] " if incident.drill else ""
     verb = {"opened": "OPENED", "reopened": "REOPENED", "resolved": "RESOLVED"}.get(event, event)
@@ -35,8 +38,13 @@ def render(incident: Incident, event: str, *, now: datetime, reason: str = "",
         took = incident.resolved_at - incident.opened_at
         lines.append(f"Resolved: {iso(incident.resolved_at)} by {incident.resolved_by} "
                      f"after {int(took.total_seconds() // 60)}m")
-    if incident.runbook:
-        lines.append(f"Runbook: {runbook_title or incident.runbook} (runbooks/{incident.runbook}.md)")
+    if runbook is not None:
+        lines.append(f"Runbook: {runbook.title} (runbooks/{runbook.name}.md)")
+        if event != "resolved":
+            lines += [f"  {s.number}. {s.text}" for s in runbook.steps[:FIRST_STEPS]
+                      if "." not in s.number]
+    elif incident.runbook:
+        lines.append(f"Runbook: runbooks/{incident.runbook}.md")
     if event != "resolved":
         lines.append(f"Work it: incident show {incident.id}  |  incident ack {incident.id}")
     return Message(event=event, title=title, body="\n".join(lines),

@@ -1,0 +1,90 @@
+"""What the store hands out besides model.Incident: the Change verdict and SourceHealth."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from incident.errors import IncidentError
+from incident.model import EventKind, Incident, Severity, Status, TimelineEvent
+
+
+class Change(enum.StrEnum):
+    """What open_incident did: opened a new incident, reopened a resolved one, or found it open."""
+
+    OPENED = "opened"
+    REOPENED = "reopened"
+    EXISTING = "existing"
+
+
+class InvalidTransition(IncidentError):
+    """The incident's status does not allow that action (acknowledging a resolved incident)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceHealth:
+    """How reading one source went lately; `consecutive_failures` is 0 while it works."""
+
+    source: str
+    consecutive_failures: int
+    failing_since: datetime | None
+    last_ok_at: datetime | None
+    last_failure_at: datetime | None
+    last_error: str | None
+    checked_at: datetime
+
+    @property
+    def ok(self) -> bool:
+        """The last read succeeded."""
+        return self.consecutive_failures == 0
+
+
+def incident_from_row(row: sa.Row, timeline: tuple[TimelineEvent, ...] = ()) -> Incident:
+    """An Incident from a row of the incidents table."""
+    m = row._mapping
+    return Incident(
+        id=m["id"],
+        fingerprint=m["fingerprint"],
+        check=m["check_name"],
+        title=m["title"],
+        status=Status(m["status"]),
+        severity=Severity(m["severity"]),
+        labels=dict(m["labels"]),
+        runbook=m["runbook"],
+        detected_at=m["detected_at"],
+        opened_at=m["opened_at"],
+        acknowledged_at=m["acknowledged_at"],
+        acknowledged_by=m["acknowledged_by"],
+        resolved_at=m["resolved_at"],
+        resolved_by=m["resolved_by"],
+        value=m["value"],
+        reopened=m["reopened"],
+        drill=bool(m["drill"]),
+        manual=bool(m["manual"]),
+        timeline=timeline,
+    )
+
+
+def event_from_row(row: sa.Row) -> TimelineEvent:
+    """A TimelineEvent from a row of the incident_events table."""
+    m = row._mapping
+    return TimelineEvent(
+        at=m["at"], kind=EventKind(m["kind"]), actor=m["actor"], text=m["text"], data=m["data"]
+    )
+
+
+def health_from_row(row: sa.Row) -> SourceHealth:
+    """A SourceHealth from a row of the source_health table."""
+    m = row._mapping
+    return SourceHealth(
+        source=m["source"],
+        consecutive_failures=m["consecutive_failures"],
+        failing_since=m["failing_since"],
+        last_ok_at=m["last_ok_at"],
+        last_failure_at=m["last_failure_at"],
+        last_error=m["last_error"],
+        checked_at=m["checked_at"],
+    )

@@ -1,0 +1,186 @@
+"""The whole store schema in one place, its version, and the hook that migrates older ones.
+
+Table names carry an `incident_` prefix where a bare name (`meta`, `events`) would likely
+collide with someone else's table in a shared PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from incident.store.types import JSONText, UTCDateTime
+
+# Bump on every schema change and add MIGRATIONS[new_version].
+SCHEMA_VERSION = 1
+
+# Explicit constraint names, so a later migration can refer to (and drop) them by name.
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+meta = sa.Table(
+    "incident_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    # sqlite_autoincrement: never hand out the id of a deleted incident again; people quote ids.
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("fingerprint", sa.String, nullable=False),
+    # Equals fingerprint while the incident is open or acknowledged, NULL once resolved.
+    # Its UNIQUE constraint is what makes "one active incident per fingerprint" hold across
+    # processes and machines: NULLs never collide, on SQLite and PostgreSQL alike.
+    sa.Column("active_key", sa.String, nullable=True, unique=True),
+    sa.Column("check_name", sa.String, nullable=True),  # `check` is reserved in SQL
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("labels", JSONText, nullable=False),
+    sa.Column("runbook", sa.String, nullable=True),
+    sa.Column("detected_at", UTCDateTime, nullable=False),
+    sa.Column("opened_at", UTCDateTime, nullable=False),
+    sa.Column("acknowledged_at", UTCDateTime, nullable=True),
+    sa.Column("acknowledged_by", sa.String, nullable=True),
+    sa.Column("resolved_at", UTCDateTime, nullable=True),
+    sa.Column("resolved_by", sa.String, nullable=True),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("reopened", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("drill", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("manual", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Last time anything touched the row, value updates included: "when did we last see it?"
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("status IN ('open', 'acknowledged', 'resolved')", name="status"),
+    sa.CheckConstraint(
+        "(status = 'resolved' AND active_key IS NULL)"
+        " OR (status <> 'resolved' AND active_key = fingerprint)",
+        name="active_key",
+    ),
+    sa.Index(None, "fingerprint", "resolved_at"),
+    sa.Index(None, "opened_at"),
+    sa.Index(None, "check_name"),
+    sqlite_autoincrement=True,
+)
+
+events = sa.Table(
+    "incident_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "incident_id",
+        sa.Integer,
+        sa.ForeignKey("incidents.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("data", JSONText, nullable=False),
+    sa.Index(None, "incident_id", "at", "id"),
+    sqlite_autoincrement=True,
+)
+
+source_health = sa.Table(
+    "source_health",
+    metadata,
+    sa.Column("source", sa.String, primary_key=True),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False),
+    sa.Column("failing_since", UTCDateTime, nullable=True),
+    sa.Column("last_ok_at", UTCDateTime, nullable=True),
+    sa.Column("last_failure_at", UTCDateTime, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("checked_at", UTCDateTime, nullable=False),
+)
+
+# MIGRATIONS[n] turns a version n-1 schema into version n, inside the caller's transaction.
+Migration = Callable[[Connection], None]
+MIGRATIONS: dict[int, Migration] = {}
+
+_VERSION_KEY = "schema_version"
+
+
+class SchemaError(Exception):
+    """The database's schema cannot be used as it is; Store adds the URL and raises StoreError."""
+
+
+# An arbitrary constant: the PostgreSQL advisory lock that serialises schema creation.
+_PG_SCHEMA_LOCK = 0x696E6364
+
+
+def read_version(conn: Connection, *, locked: bool = False) -> int | None:
+    """The stored schema version, or None for a database without one.
+
+    Only under `lock()` is a missing version checked against stray tables: without it,
+    PostgreSQL may show us another process's schema half-way, between two statements.
+    """
+    inspector = sa.inspect(conn)
+    if not inspector.has_table(meta.name):
+        if locked and any(inspector.has_table(t.name) for t in metadata.sorted_tables):
+            raise SchemaError(
+                "the database has incident tables but no schema version; it is not an incident"
+                " store this version can use"
+            )
+        return None
+    raw = conn.execute(sa.select(meta.c.value).where(meta.c.key == _VERSION_KEY)).scalar()
+    if raw is None or not raw.isdigit():
+        raise SchemaError(f"the {meta.name} table has no valid {_VERSION_KEY} (found {raw!r})")
+    return int(raw)
+
+
+def check_version(found: int, *, upgrade: bool) -> None:
+    """SchemaError unless a database at version `found` can be used (or upgraded) by this code."""
+    if found > SCHEMA_VERSION:
+        raise SchemaError(
+            f"database schema version {found} is newer than this incident's schema version"
+            f" {SCHEMA_VERSION}; upgrade incident on this machine"
+        )
+    if found < SCHEMA_VERSION and not upgrade:
+        raise SchemaError(
+            f"database schema version {found} is older than this incident's schema version"
+            f" {SCHEMA_VERSION}; run `incident db upgrade`"
+        )
+
+
+def lock(conn: Connection) -> None:
+    """Serialise schema creation and upgrades between processes for this transaction.
+
+    SQLite needs nothing more: our write transactions start with BEGIN IMMEDIATE.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK)))
+
+
+def ensure(conn: Connection, *, upgrade: bool) -> int:
+    """Create the schema in an empty database or migrate an older one; the version after that.
+
+    Call inside a write transaction, which `lock()` then serialises.
+    """
+    lock(conn)
+    found = read_version(conn, locked=True)  # again: another process may have won meanwhile
+    if found is None:
+        metadata.create_all(conn)
+        conn.execute(sa.insert(meta).values(key=_VERSION_KEY, value=str(SCHEMA_VERSION)))
+        return SCHEMA_VERSION
+    check_version(found, upgrade=upgrade)
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        if version not in MIGRATIONS:
+            raise SchemaError(f"no migration from schema version {version - 1} to {version}")
+        MIGRATIONS[version](conn)
+    if found != SCHEMA_VERSION:
+        conn.execute(
+            sa.update(meta).where(meta.c.key == _VERSION_KEY).values(value=str(SCHEMA_VERSION))
+        )
+    return SCHEMA_VERSION
