@@ -687,7 +687,7 @@ def _read_check(r: _Reader, node: Node, field: str, settings: Settings | None,
     hold = getattr(detector, "for_", timedelta(0))
     if lookback and hold and lookback <= hold:
         r.problem(fields.get("lookback", node), f"{field}.lookback",
-                  f"lookback must be longer than the detector's 'for' so the check can fire")
+                  "lookback must be longer than the detector's 'for' so the check can fire")
     description = ""
     if "description" in fields:
         description = r.string(fields["description"], f"{field}.description") or ""

@@ -51,8 +51,8 @@ def test_twenty_simultaneous_runs_open_one_incident_per_fingerprint(tmp_path: Pa
     cmd = [sys.executable, "-m", "incident", "--project", str(root), "check", "--at", iso(AT)]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for _ in range(20)]
-    outcomes = [(p.wait(timeout=120), p.stderr.read().decode()) for p in procs if p.stderr]
-    assert [code for code, _ in outcomes] == [0] * 20, outcomes
+    outcomes = [(p.communicate(timeout=120)[1].decode(), p.returncode) for p in procs]
+    assert [code for _, code in outcomes] == [0] * 20, outcomes
 
     listed = subprocess.run([sys.executable, "-m", "incident", "--project", str(root), "list",
                              "--json"], capture_output=True, text=True, check=True)

@@ -23,7 +23,7 @@ def test_durations_parse(text: str, seconds: float) -> None:
 @pytest.mark.parametrize("text", ["", "5", "5 minutes", "m5", "1h 30m", "-5m", "5x"])
 def test_bad_durations_are_rejected(text: str) -> None:
     """Anything else is a ValueError that shows the expected form."""
-    with pytest.raises(ValueError, match="expected e.g. 90s"):
+    with pytest.raises(ValueError, match=r"expected e\.g\. 90s"):
         parse_duration(text)
 
 

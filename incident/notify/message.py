@@ -8,7 +8,6 @@ from datetime import datetime
 from incident.model import Incident, Runbook
 from incident.timeutil import iso
 
-
 FIRST_STEPS = 3  # enough to start on from a phone, before opening the runbook
 
 
