@@ -1,9 +1,8 @@
-"""What the PromQL evaluator needs from the data it reads: raw samples selected by label matchers."""
+"""What the PromQL evaluator needs from the data it reads: raw samples chosen by label matchers."""
 
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -11,6 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from incident.model import Labels
+from incident.sources.promql.regex import compile_anchored
 
 # Prometheus marks a series as gone with this exact NaN bit pattern (value.StaleNaN).
 STALE_NAN_BITS = np.uint64(0x7FF0000000000002)
@@ -31,7 +31,8 @@ class MatchOp(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Matcher:
-    """One label matcher; regexes are fully anchored, as in Prometheus."""
+    """One label matcher; regexes are Go RE2 syntax, fully anchored, as in Prometheus 2.42
+    (where '.' does not match a newline)."""
 
     name: str
     op: MatchOp
@@ -44,7 +45,7 @@ class Matcher:
             return actual == self.value
         if self.op is MatchOp.NE:
             return actual != self.value
-        hit = re.fullmatch(self.value, actual, re.DOTALL) is not None
+        hit = compile_anchored(self.value).match(actual) is not None
         return hit if self.op is MatchOp.RE else not hit
 
 
