@@ -24,8 +24,10 @@ from incident.model import (
     AbsentParams,
     Channel,
     Check,
+    DeliveryPolicy,
     DetectorParams,
     Escalation,
+    Maintenance,
     NoData,
     Position,
     Project,
@@ -274,7 +276,8 @@ def redact_url(template: str) -> str:
 # ---------------------------------------------------------------- incident.yaml
 
 _SETTINGS_KEYS = ("store", "timezone", "default_source", "sources", "channels", "routes",
-                  "reopen_window", "source_failure_limit", "defaults")
+                  "reopen_window", "source_failure_limit", "defaults", "delivery", "stakeholders",
+                  "maintenance")
 _DEFAULTS_KEYS = ("every", "lookback", "severity", "no_data", "labels")
 
 
@@ -283,6 +286,7 @@ def _read_settings(r: _Reader, root: Path, env: Mapping[str, str]
     node = r.compose()
     if node is None:
         return None, {}
+    problems_before = len(r.problems)
     fields = r.mapping(node, "", _SETTINGS_KEYS, required=("sources",))
     if fields is None:
         return None, {}
@@ -299,15 +303,12 @@ def _read_settings(r: _Reader, root: Path, env: Mapping[str, str]
     timezone = "UTC"
     if "timezone" in fields:
         tz = r.string(fields["timezone"], "timezone")
-        if tz is not None:
-            try:
-                from zoneinfo import ZoneInfo
-                ZoneInfo(tz)
-                timezone = tz
-            except (KeyError, ValueError):
-                r.problem(fields["timezone"], "timezone",
-                          f"unknown time zone {tz!r} (expected an IANA name like Asia/Shanghai)")
-                ok = False
+        if tz is not None and _known_zone(tz):
+            timezone = tz
+        elif tz is not None:
+            r.problem(fields["timezone"], "timezone",
+                      f"unknown time zone {tz!r} (expected an IANA name like Asia/Shanghai)")
+            ok = False
 
     sources: dict[str, SourceSpec] = {}
     src_node = fields.get("sources")
@@ -369,6 +370,25 @@ def _read_settings(r: _Reader, root: Path, env: Mapping[str, str]
                 else:
                     routes.append(route)
 
+    known_channels = channels.keys() | broken
+    delivery = DeliveryPolicy()
+    if "delivery" in fields:
+        delivery = _read_delivery(r, fields["delivery"], root, known_channels) or delivery
+    stakeholders: tuple[str, ...] = ()
+    if "stakeholders" in fields:
+        stakeholders = _channel_refs(r, fields["stakeholders"], "stakeholders",
+                                     known_channels) or ()
+    maintenance: list[Maintenance] = []
+    if "maintenance" in fields:
+        mt_node = fields["maintenance"]
+        if not isinstance(mt_node, SequenceNode):
+            r.problem(mt_node, "maintenance", "expected a list of maintenance windows")
+        else:
+            for i, item in enumerate(mt_node.value):
+                window = _read_maintenance(r, f"maintenance[{i}]", item, timezone)
+                if window is not None:
+                    maintenance.append(window)
+
     reopen_window = timedelta(hours=1)
     if "reopen_window" in fields:
         reopen_window = r.duration(fields["reopen_window"], "reopen_window", allow_zero=True) \
@@ -377,10 +397,11 @@ def _read_settings(r: _Reader, root: Path, env: Mapping[str, str]
     if "source_failure_limit" in fields:
         limit = r.integer(fields["source_failure_limit"], "source_failure_limit", minimum=1) or 3
 
-    if not ok:
+    if not ok or len(r.problems) > problems_before:
         return None, fields
     return Settings(store=store, timezone=timezone, default_source=default_source,
-                    sources=sources, channels=channels, routes=tuple(routes),
+                    sources=sources, channels=channels, routes=tuple(routes), delivery=delivery,
+                    stakeholders=stakeholders, maintenance=tuple(maintenance),
                     reopen_window=reopen_window, source_failure_limit=limit), fields
 
 
@@ -431,14 +452,11 @@ def _read_source(r: _Reader, name: str, node: Node, root: Path, env: Mapping[str
 
 def _read_route(r: _Reader, field: str, node: Node, channels: Collection[str]
                 ) -> Route | None:
-    fields = r.mapping(node, field, ("match", "notify", "repeat", "escalate"),
-                       required=("notify",))
+    fields = r.mapping(node, field, ("name", "match", "match_re", "notify", "repeat", "escalate",
+                                     "continue"), required=("notify",))
     if fields is None or "notify" not in fields:
         return None
-    match = r.string_map(fields["match"], f"{field}.match") if "match" in fields else {}
-    if "severity" in (match or {}) and match is not None and match["severity"] not in list(Severity):
-        r.problem(fields["match"], f"{field}.match.severity",
-                  _unknown("severity", match["severity"], tuple(Severity)))
+    match, match_re = _read_matchers(r, fields, field)
     notify = _channel_refs(r, fields["notify"], f"{field}.notify", channels)
     repeat = r.duration(fields["repeat"], f"{field}.repeat") if "repeat" in fields else None
     escalate = None
@@ -450,9 +468,115 @@ def _read_route(r: _Reader, field: str, node: Node, channels: Collection[str]
             targets = _channel_refs(r, esc["notify"], f"{field}.escalate.notify", channels)
             if after is not None and targets is not None:
                 escalate = Escalation(after=after, notify=targets)
-    if match is None or notify is None:
+    go_on = r.choice(fields["continue"], f"{field}.continue", ("true", "false")) \
+        if "continue" in fields else "false"
+    name = r.string(fields["name"], f"{field}.name") if "name" in fields else ""
+    if match is None or match_re is None or notify is None:
         return None
-    return Route(match=match, notify=notify, repeat=repeat, escalate=escalate)
+    return Route(match=match, match_re=match_re, notify=notify, repeat=repeat, escalate=escalate,
+                 continue_=go_on == "true", name=name or "")
+
+
+def _read_matchers(r: _Reader, fields: dict[str, Node], field: str
+                   ) -> tuple[dict[str, str] | None, dict[str, str] | None]:
+    """`match` (equality) and `match_re` (fully anchored regular expressions)."""
+    match = r.string_map(fields["match"], f"{field}.match") if "match" in fields else {}
+    if match and "severity" in match and match["severity"] not in list(Severity):
+        r.problem(fields["match"], f"{field}.match.severity",
+                  _unknown("severity", match["severity"], tuple(Severity)))
+    match_re = r.string_map(fields["match_re"], f"{field}.match_re") if "match_re" in fields \
+        else {}
+    for key, pattern in (match_re or {}).items():
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            r.problem(fields["match_re"], f"{field}.match_re.{key}",
+                      f"invalid regular expression {pattern!r}: {exc}")
+            match_re = None
+            break
+    return match, match_re
+
+
+def _read_delivery(r: _Reader, node: Node, root: Path, channels: Collection[str]
+                   ) -> DeliveryPolicy | None:
+    fields = r.mapping(node, "delivery", ("attempts", "backoff", "max_backoff", "fallback",
+                                          "rate_limit", "templates"))
+    if fields is None:
+        return None
+    d = DeliveryPolicy()
+    attempts = r.integer(fields["attempts"], "delivery.attempts", minimum=1) \
+        if "attempts" in fields else d.attempts
+    backoff = r.duration(fields["backoff"], "delivery.backoff") if "backoff" in fields \
+        else d.backoff
+    max_backoff = r.duration(fields["max_backoff"], "delivery.max_backoff") \
+        if "max_backoff" in fields else d.max_backoff
+    fallback = None
+    if "fallback" in fields:
+        refs = _channel_refs(r, fields["fallback"], "delivery.fallback", channels)
+        fallback = refs[0] if refs else None
+    limit, window = d.rate_limit, d.rate_window
+    if "rate_limit" in fields:
+        text = r.scalar(fields["rate_limit"], "delivery.rate_limit") or ""
+        m = re.fullmatch(r"\s*(\d+)\s*/\s*(\S+)\s*", text)
+        try:
+            limit, window = int(m.group(1)), parse_duration(m.group(2))  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            r.problem(fields["rate_limit"], "delivery.rate_limit",
+                      f"expected messages per duration like 30/1m, got {text!r}")
+    templates = None
+    if "templates" in fields:
+        given = r.string(fields["templates"], "delivery.templates")
+        if given is not None:
+            templates = (root / given).resolve()
+            if not templates.is_dir():
+                r.problem(fields["templates"], "delivery.templates",
+                          f"{given!r} is not a directory of templates")
+    if None in (attempts, backoff, max_backoff):
+        return None
+    assert attempts is not None and backoff is not None and max_backoff is not None
+    return DeliveryPolicy(attempts=attempts, backoff=backoff, max_backoff=max_backoff,
+                          fallback=fallback, rate_limit=limit, rate_window=window,
+                          templates=templates)
+
+
+def _read_maintenance(r: _Reader, field: str, node: Node, default_tz: str) -> Maintenance | None:
+    from incident.cron import parse as parse_cron
+
+    fields = r.mapping(node, field, ("name", "match", "match_re", "schedule", "duration",
+                                     "timezone"), required=("name", "schedule", "duration"))
+    if fields is None or not {"name", "schedule", "duration"} <= fields.keys():
+        return None
+    name = r.string(fields["name"], f"{field}.name")
+    schedule = r.string(fields["schedule"], f"{field}.schedule")
+    try:
+        parse_cron(schedule or "")
+    except ValueError as exc:
+        r.problem(fields["schedule"], f"{field}.schedule", str(exc))
+        schedule = None
+    duration = r.duration(fields["duration"], f"{field}.duration")
+    tz = default_tz
+    if "timezone" in fields:
+        tz = r.string(fields["timezone"], f"{field}.timezone") or tz
+        if not _known_zone(tz):
+            r.problem(fields["timezone"], f"{field}.timezone",
+                      f"unknown time zone {tz!r} (expected an IANA name like Asia/Shanghai)")
+            return None
+    match, match_re = _read_matchers(r, fields, field)
+    if None in (name, schedule, duration, match, match_re):
+        return None
+    assert name and schedule and duration and match is not None and match_re is not None
+    return Maintenance(name=name, schedule=schedule, duration=duration, timezone=tz,
+                       match=match, match_re=match_re)
+
+
+def _known_zone(name: str) -> bool:
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(name)
+    except (KeyError, ValueError):
+        return False
+    return True
 
 
 def _channel_refs(r: _Reader, node: Node, field: str, channels: Collection[str]

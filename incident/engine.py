@@ -27,6 +27,7 @@ from incident.model import (
     Severity,
     ThresholdParams,
 )
+from incident.notify.routing import attributes
 from incident.timeutil import align
 
 if TYPE_CHECKING:
@@ -218,12 +219,6 @@ def window(check: Check, now: datetime) -> tuple[datetime, datetime]:
     return end - check.lookback, end
 
 
-def attributes(severity: Severity, check: str | None, labels: Mapping[str, str]
-               ) -> dict[str, str]:
-    """What routes match on: severity, check and every label."""
-    return {**labels, "severity": severity.value, "check": check or ""}
-
-
 class Engine:
     """Runs checks against sources and keeps the store and the channels in step."""
 
@@ -339,15 +334,24 @@ class Engine:
     def _notify(self, incident: Incident, event: str, now: datetime, reason: str = ""
                 ) -> tuple[tuple[str, bool], ...]:
         from incident.notify import render
+        from incident.notify.routing import active_window, channels, matching_routes
 
-        route = self.notifier.route(attributes(incident.severity, incident.check,
-                                               incident.labels))
-        if route is None or incident.drill:
+        settings = self.project.settings
+        attrs = attributes(incident.severity, incident.check, incident.labels)
+        targets = channels(matching_routes(settings.routes, attrs))
+        if not targets or incident.drill:
+            return ()
+        window = active_window(settings.maintenance, attrs, now)
+        if window is not None:
+            self.store.add_event(incident.id, at=now, kind=EventKind.NOTIFIED, actor=ACTOR,
+                                 text=f"{event}: not sent, maintenance window {window.name}",
+                                 data={"event": event, "silenced_by": window.name})
             return ()
         runbook = self.project.runbooks.get(incident.runbook or "")
-        message = render(incident, event, now=now, reason=reason, runbook=runbook)
+        message = render(incident, event, now=now, reason=reason, runbook=runbook,
+                         templates=settings.delivery.templates)
         out = []
-        for delivery in self.notifier.send(route.notify, message):
+        for delivery in self.notifier.send(targets, message):
             text = f"{event} → {delivery.channel}: " + ("delivered" if delivery.ok
                                                          else f"failed: {delivery.error}")
             self.store.add_event(incident.id, at=now, kind=EventKind.NOTIFIED, actor=ACTOR,

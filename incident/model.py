@@ -211,16 +211,50 @@ class Escalation:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Route:
-    """First matching route wins; an empty `match` matches everything."""
+    """Routes are tried in order; the first match wins unless it says `continue`.
+
+    An empty route (no `match`, no `match_re`) matches everything: the default route.
+    """
 
     match: Mapping[str, str] = field(default_factory=dict)
+    match_re: Mapping[str, str] = field(default_factory=dict)
     notify: tuple[str, ...] = ()
     repeat: timedelta | None = None
     escalate: Escalation | None = None
+    continue_: bool = False
+    name: str = ""
 
     def matches(self, attributes: Mapping[str, str]) -> bool:
-        """True when every key of `match` equals the incident attribute of that name."""
-        return all(attributes.get(k) == v for k, v in self.match.items())
+        """Every `match` key equals, and every `match_re` pattern fully matches, the attribute."""
+        import re
+
+        return all(attributes.get(k) == v for k, v in self.match.items()) and all(
+            re.fullmatch(p, attributes.get(k, "")) is not None for k, p in self.match_re.items())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryPolicy:
+    """How hard to try a channel before giving up on it and using the fallback."""
+
+    attempts: int = 6
+    backoff: timedelta = timedelta(seconds=30)
+    max_backoff: timedelta = timedelta(minutes=15)
+    fallback: str | None = None
+    rate_limit: int = 30  # messages per channel per `rate_window`; more wait, never dropped
+    rate_window: timedelta = timedelta(minutes=1)
+    templates: Path | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Maintenance:
+    """A recurring window (cron schedule in a time zone) during which matching incidents don't page."""
+
+    name: str
+    schedule: str
+    duration: timedelta
+    timezone: str = "UTC"
+    match: Mapping[str, str] = field(default_factory=dict)
+    match_re: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,6 +277,9 @@ class Settings:
     sources: Mapping[str, SourceSpec]
     channels: Mapping[str, Channel] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    stakeholders: tuple[str, ...] = ()
+    maintenance: tuple[Maintenance, ...] = ()
     reopen_window: timedelta = timedelta(hours=1)
     source_failure_limit: int = 3
 

@@ -127,3 +127,95 @@ class FrameSource:
                         ) -> dict[str, Any]:
         """Not needed by engine tests."""
         raise NotImplementedError
+
+
+class HTTPReceiver:
+    """A real HTTP server on 127.0.0.1 that records what apprise's json:// and form:// post.
+
+    `fail` makes it answer 500 (a channel that is down); `delay` makes it slow.
+    """
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.received: list[dict[str, Any]] = []
+        self.fail = False
+        self.delay = 0.0
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                import json
+
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode("utf-8", "replace")
+                if receiver.delay:
+                    time.sleep(receiver.delay)
+                if receiver.fail:
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                try:
+                    payload: Any = json.loads(body)
+                except ValueError:
+                    payload = body
+                with receiver._lock:
+                    receiver.received.append({"path": self.path, "body": payload})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def url(self, path: str = "/hook", scheme: str = "json") -> str:
+        """The apprise URL that posts here (short timeouts, so a down receiver fails fast)."""
+        return f"{scheme}://127.0.0.1:{self.port}{path}?cto=2&rto=2"
+
+    def __enter__(self) -> HTTPReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class SMTPReceiver:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.port = free_port()  # aiosmtpd's Controller cannot bind port 0 itself
+        self._controller: Any = None
+
+    def url(self, to: str = "oncall@shop.example", sender: str = "incident@shop.example") -> str:
+        """The apprise mailto:// URL that delivers here."""
+        return f"mailto://127.0.0.1:{self.port}?from={sender}&to={to}&format=text"
+
+    def __enter__(self) -> SMTPReceiver:
+        from email import message_from_bytes
+
+        from aiosmtpd.controller import Controller
+
+        receiver = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                receiver.messages.append(message_from_bytes(envelope.content))
+                return "250 OK"
+
+        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._controller.stop()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from incident.model import Channel, Route, Settings
+from incident.model import Channel, Settings
 from incident.notify import local
 from incident.notify.message import Message
 
@@ -28,13 +28,8 @@ class Notifier:
 
     def __init__(self, settings: Settings, root: Path) -> None:
         self._channels: Mapping[str, Channel] = settings.channels
-        self._routes: Sequence[Route] = settings.routes
         self._root = root
         self._apprise: dict[str, Any] = {}
-
-    def route(self, attributes: Mapping[str, str]) -> Route | None:
-        """The first route whose `match` fits, or None when nothing matches."""
-        return next((r for r in self._routes if r.matches(attributes)), None)
 
     def invalid_channels(self) -> list[Channel]:
         """Channels whose URL apprise does not understand (checked at validation time)."""

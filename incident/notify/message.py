@@ -1,50 +1,68 @@
-"""What a notification says: the title and body on-call needs at a glance."""
+"""What a notification says, from Jinja2 templates: the first line is the title, the rest the body."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from incident.model import Incident, Runbook
-from incident.timeutil import iso
+from incident.timeutil import format_duration, iso
 
+TEMPLATES = Path(__file__).parent / "templates"
 FIRST_STEPS = 3  # enough to start on from a phone, before opening the runbook
+EVENTS = ("opened", "reopened", "reminder", "escalated", "acknowledged", "resolved", "update")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
     """A rendered notification."""
 
-    event: str  # opened | reopened | resolved
+    event: str
     title: str
     body: str
     severity: str
 
 
 def render(incident: Incident, event: str, *, now: datetime, reason: str = "",
-           runbook: Runbook | None = None) -> Message:
+           runbook: Runbook | None = None, templates: Path | None = None) -> Message:
     """The message for one incident event: what, since when, value, runbook, what to run."""
-    tag = "[DRILL] " if incident.drill else ""
-    verb = {"opened": "OPENED", "reopened": "REOPENED", "resolved": "RESOLVED"}.get(event, event)
-    title = f"{tag}[{incident.severity.value.upper()}] {verb} #{incident.id}: {incident.title}"
-    lines = [f"{incident.title}"]
-    if reason:
-        lines.append(f"Why: {reason}")
-    if incident.value is not None:
-        lines.append(f"Value: {incident.value:.6g}")
-    lines.append(f"Detected: {iso(incident.detected_at)}  Opened: {iso(incident.opened_at)}")
-    if event == "resolved" and incident.resolved_at is not None:
-        took = incident.resolved_at - incident.opened_at
-        lines.append(f"Resolved: {iso(incident.resolved_at)} by {incident.resolved_by} "
-                     f"after {int(took.total_seconds() // 60)}m")
-    if runbook is not None:
-        lines.append(f"Runbook: {runbook.title} (runbooks/{runbook.name}.md)")
-        if event != "resolved":
-            lines += [f"  {s.number}. {s.text}" for s in runbook.steps[:FIRST_STEPS]
-                      if "." not in s.number]
-    elif incident.runbook:
-        lines.append(f"Runbook: runbooks/{incident.runbook}.md")
-    if event != "resolved":
-        lines.append(f"Work it: incident show {incident.id}  |  incident ack {incident.id}")
-    return Message(event=event, title=title, body="\n".join(lines),
-                   severity=incident.severity.value)
+    from incident.templating import render as render_template
+
+    verb = {"opened": "OPENED", "reopened": "REOPENED"}.get(event, event.upper())
+    context: dict[str, Any] = {
+        "incident": incident, "event": event, "verb": verb, "reason": reason,
+        "tag": "[DRILL] " if incident.drill else "",
+        "runbook": runbook,
+        "first_steps": [s for s in (runbook.steps if runbook else ()) if "." not in s.number
+                        ][:FIRST_STEPS],
+        "detected": iso(incident.detected_at), "opened": iso(incident.opened_at),
+        "acknowledged": iso(incident.acknowledged_at), "resolved": iso(incident.resolved_at),
+        "open_for": format_duration((incident.resolved_at or now) - incident.opened_at),
+    }
+    text = render_template(TEMPLATES, f"{event}.txt.j2", context, override=templates)
+    return _split(text, event, incident.severity.value)
+
+
+def digest(messages: list[Message], *, templates: Path | None = None) -> Message:
+    """Several messages for one channel as one: a summary line, then one line per incident."""
+    from incident.templating import render as render_template
+
+    counts: dict[str, int] = {}
+    for m in messages:
+        counts[m.event] = counts.get(m.event, 0) + 1
+    summary = f"{len(messages)} incident notifications: " + ", ".join(
+        f"{n} {event}" for event, n in counts.items())
+    drill = all(m.title.startswith("[DRILL]") for m in messages)
+    text = render_template(TEMPLATES, "digest.txt.j2",
+                           {"summary": summary, "messages": messages,
+                            "tag": "[DRILL] " if drill else ""}, override=templates)
+    worst = min((m.severity for m in messages),
+                key=lambda s: ("critical", "high", "medium", "low").index(s))
+    return _split(text, "digest", worst)
+
+
+def _split(text: str, event: str, severity: str) -> Message:
+    title, _, body = text.strip("\n").partition("\n")
+    return Message(event=event, title=title.strip(), body=body.strip("\n"), severity=severity)
