@@ -13,8 +13,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from incident.detectors import absent, threshold
-from incident.model import AbsentParams, DetectorParams, Firing, ThresholdParams
+from incident.detectors import absent, anomaly, burn_rate, change, threshold
+from incident.model import (
+    AbsentParams,
+    AnomalyParams,
+    BurnRateParams,
+    ChangeParams,
+    DetectorParams,
+    Firing,
+    ThresholdParams,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,6 +32,9 @@ Detector = Callable[["pd.DataFrame", Any, datetime], list[Firing]]
 DETECTORS: dict[type, Detector] = {
     ThresholdParams: threshold.detect,
     AbsentParams: absent.detect,
+    ChangeParams: change.detect,
+    AnomalyParams: anomaly.detect,
+    BurnRateParams: burn_rate.detect,
 }
 
 

@@ -8,13 +8,22 @@ from datetime import timedelta
 import pytest
 from detector_frames import at, make_frame, nan
 
-from incident.detectors import DETECTORS, absent, detect, threshold
-from incident.model import DETECTOR_NAMES, AbsentParams, ThresholdParams
+from incident.detectors import DETECTORS, absent, anomaly, burn_rate, change, detect, threshold
+from incident.model import (
+    DETECTOR_NAMES,
+    AbsentParams,
+    AnomalyParams,
+    BurnRateParams,
+    ChangeParams,
+    ThresholdParams,
+)
 
 
 def test_every_params_type_has_a_detector() -> None:
     """Each detector type the model knows is registered, and nothing else is."""
-    assert {ThresholdParams: threshold.detect, AbsentParams: absent.detect} == DETECTORS
+    assert {ThresholdParams: threshold.detect, AbsentParams: absent.detect,
+            ChangeParams: change.detect, AnomalyParams: anomaly.detect,
+            BurnRateParams: burn_rate.detect} == DETECTORS
     assert set(DETECTORS) == set(DETECTOR_NAMES)
 
 
