@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -20,6 +20,9 @@ from incident import app
 from incident.errors import ConfigError, IncidentError, NotFound, UsageError
 from incident.model import Project, Severity, Status
 from incident.timeutil import parse_duration, parse_time, utcnow
+
+if TYPE_CHECKING:
+    from incident.runners import Shard
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -102,27 +105,85 @@ def main(ctx: click.Context, project: str | None) -> None:
 @click.argument("names", nargs=-1)
 @click.option("--at", "at", metavar="T", help="Evaluate as if the clock said T (RFC 3339 or -2h).")
 @click.option("--dry-run", is_flag=True, help="Show what would change; write and send nothing.")
+@click.option("--lease", is_flag=True,
+              help="Share the checks with other runners on the same store: evaluate only the "
+                   "checks this runner claims for their current cycle.")
+@click.option("--runner", "runner_name", metavar="NAME", help="This runner's name in leases "
+              "(default HOST:PID).")
+@click.option("--shard", metavar="I/N", help="Evaluate only shard I of N (1-based; a stable "
+              "hash of the check name).")
 @json_option
 @pass_ctx
 @command
-def check(c: Ctx, names: tuple[str, ...], at: str | None, dry_run: bool, as_json: bool) -> None:
+def check(c: Ctx, names: tuple[str, ...], at: str | None, dry_run: bool, lease: bool,
+          runner_name: str | None, shard: str | None, as_json: bool) -> None:
     """Evaluate checks; open, update and auto-resolve incidents; notify. Run it from cron.
 
     \b
     Example:  * * * * *  incident --project /srv/shop check
+              * * * * *  incident --project /srv/shop check --lease   (on each cron host)
               incident check api-success-rate --at 2026-11-24T10:00:00Z --dry-run
     """
+    from incident import runners
     from incident.views import report_json, report_text
 
     now = _time(at, utcnow())
     for name in names:
         _known_check(c.project, name)
+    part = _shard(shard)
     with _store(c.project) as store:
-        report = app.engine(c.project, store).run(now, names, dry_run=dry_run)
+        plan = runners.plan(c.project, store, names, now=now, wall=utcnow(), shard=part,
+                            runner=runner_name or runners.default_runner(),
+                            lease=lease and not dry_run)
+        report = runners.run(app.engine(c.project, store), store, plan, now, dry_run=dry_run,
+                             clock=utcnow)
     click.echo(json.dumps(report_json(report), indent=2) if as_json
                else report_text(report, c.project))
     if report.source_errors:
         sys.exit(3)
+
+
+@main.group()
+def db() -> None:
+    """The incident store's schema: its version, and upgrading it in place."""
+
+
+@db.command("status")
+@json_option
+@pass_ctx
+@command
+def db_status(c: Ctx, as_json: bool) -> None:
+    """Show the store's schema version next to this incident's; changes nothing.
+
+    Example:  incident db status --json
+    """
+    from incident.store import Store
+
+    st = Store.status(c.project.settings.store, root=c.project.root)
+    advice = {"empty": "no schema yet (created on first use)", "current": "up to date",
+              "older": "run `incident db upgrade`", "newer": "upgrade incident on this machine"}
+    if as_json:
+        _emit({"url": st.url, "database_version": st.database_version,
+               "code_version": st.code_version, "state": st.state})
+    else:
+        click.echo(f"{st.url}: schema version {st.database_version or '-'}, this incident's "
+                   f"{st.code_version}: {advice[st.state]}")
+
+
+@db.command("upgrade")
+@pass_ctx
+@command
+def db_upgrade(c: Ctx) -> None:
+    """Create the store's schema or migrate it to this incident's version, data kept.
+
+    Safe to run from several machines at once.  Example:  incident db upgrade
+    """
+    from incident.store import Store
+
+    before, after = Store.upgrade(c.project.settings.store, root=c.project.root)
+    click.echo(f"schema created at version {after}" if before is None else
+               f"schema version {after}: already up to date" if before == after else
+               f"schema upgraded from version {before} to {after}")
 
 
 @main.command("open")
@@ -485,6 +546,52 @@ def checks_list(c: Ctx, as_json: bool) -> None:
                    f"runbook {ch.runbook or '-'}")
 
 
+@checks.command("test")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@json_option
+@pass_ctx
+@command
+def checks_test(c: Ctx, files: tuple[str, ...], as_json: bool) -> None:
+    """Run unit tests for checks (like promtool test rules); exit 1 if any fails.
+
+    A test file gives input series in expanding notation (0+10x100, 1 _x3 stale) and the
+    incidents and firing series expected at evaluation times.
+
+    Example:  incident checks test checks/tests/*.yaml
+    """
+    from incident.checktest import render, results_json, run_file
+
+    results = {f: run_file(f, c.project) for f in files}
+    if as_json:
+        _emit([results_json(f, r) for f, r in results.items()])
+    else:
+        click.echo("\n".join(render(f, r) for f, r in results.items()))
+    if not all(t.passed for r in results.values() for t in r):
+        sys.exit(1)
+
+
+@checks.command("backtest")
+@click.argument("name")
+@click.option("--from", "start", metavar="T", required=True, help="First run (RFC 3339 or -7d).")
+@click.option("--to", "end", metavar="T", help="Last run (default now).")
+@json_option
+@pass_ctx
+@command
+def checks_backtest(c: Ctx, name: str, start: str, end: str | None, as_json: bool) -> None:
+    """Print the incidents a check would have opened had it run every `every` over a period.
+
+    Example:  incident checks backtest api-success-rate --from -7d --to now --json
+    """
+    from incident.backtest import backtest, incident_json, text
+
+    _known_check(c.project, name)
+    check, now = c.project.check(name), utcnow()
+    source = app.make_source(c.project.settings.sources[check.source])
+    result = backtest(check, source, _time(start, now), _time(end, now),
+                      c.project.settings.reopen_window)
+    _emit([incident_json(i) for i in result.incidents]) if as_json else click.echo(text(result))
+
+
 def _known_check(project: Project, name: str) -> None:
     try:
         project.check(name)
@@ -504,6 +611,15 @@ def _label(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise UsageError(f"--label takes K=V, got {text!r}")
     return key, value
+
+
+def _shard(text: str | None) -> Shard | None:
+    from incident.runners import parse_shard
+
+    try:
+        return parse_shard(text) if text else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _duration(text: str) -> timedelta:

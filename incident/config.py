@@ -21,11 +21,18 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from incident.errors import ConfigError, ConfigProblem
 from incident.model import (
+    DEFAULT_BURN_WINDOWS,
+    DEFAULT_LEASE_TTL,
     AbsentParams,
+    AnomalyParams,
+    BurnRateParams,
+    BurnWindow,
+    ChangeParams,
     Channel,
     Check,
     DeliveryPolicy,
     DetectorParams,
+    Direction,
     Escalation,
     Maintenance,
     NoData,
@@ -277,7 +284,7 @@ def redact_url(template: str) -> str:
 
 _SETTINGS_KEYS = ("store", "timezone", "default_source", "sources", "channels", "routes",
                   "reopen_window", "source_failure_limit", "defaults", "delivery", "stakeholders",
-                  "maintenance")
+                  "maintenance", "runners")
 _DEFAULTS_KEYS = ("every", "lookback", "severity", "no_data", "labels")
 
 
@@ -396,13 +403,18 @@ def _read_settings(r: _Reader, root: Path, env: Mapping[str, str]
     limit = 3
     if "source_failure_limit" in fields:
         limit = r.integer(fields["source_failure_limit"], "source_failure_limit", minimum=1) or 3
+    lease_ttl = DEFAULT_LEASE_TTL
+    runners = r.mapping(fields["runners"], "runners", ("lease_ttl",)) if "runners" in fields else None
+    if runners and "lease_ttl" in runners:
+        lease_ttl = r.duration(runners["lease_ttl"], "runners.lease_ttl") or DEFAULT_LEASE_TTL
 
     if not ok or len(r.problems) > problems_before:
         return None, fields
     return Settings(store=store, timezone=timezone, default_source=default_source,
                     sources=sources, channels=channels, routes=tuple(routes), delivery=delivery,
                     stakeholders=stakeholders, maintenance=tuple(maintenance),
-                    reopen_window=reopen_window, source_failure_limit=limit), fields
+                    reopen_window=reopen_window, source_failure_limit=limit,
+                    lease_ttl=lease_ttl), fields
 
 
 def _read_source(r: _Reader, name: str, node: Node, root: Path, env: Mapping[str, str]
@@ -665,7 +677,7 @@ def load_runbooks(root: Path, problems: list[ConfigProblem]) -> dict[str, Runboo
 
 _CHECK_KEYS = ("name", "description", "source", "query", "every", "lookback", "detector",
                "severity", "labels", "runbook", "group_by", "no_data")
-DETECTOR_TYPES = ("absent", "threshold")
+DETECTOR_TYPES = ("absent", "anomaly", "burn_rate", "change", "threshold")
 
 
 def _read_threshold(r: _Reader, node: Node, field: str, fields: dict[str, Node]
@@ -708,12 +720,239 @@ def _read_absent(r: _Reader, node: Node, field: str, fields: dict[str, Node]
     return None if for_ is None else AbsentParams(for_=for_)
 
 
+def _bounded(r: _Reader, fields: dict[str, Node], key: str, field: str, *, above: float | None = None,
+             at_least: float | None = None, below: float | None = None) -> float | None:
+    """A number field checked against its range: > above, ≥ at_least, < below."""
+    value = r.number(fields[key], f"{field}.{key}")
+    if value is None:
+        return None
+    ranges = []
+    if above is not None:
+        ranges.append((value > above, f"greater than {above:g}"))
+    if at_least is not None:
+        ranges.append((value >= at_least, f"at least {at_least:g}"))
+    if below is not None:
+        ranges.append((value < below, f"less than {below:g}"))
+    failed = [text for ok, text in ranges if not ok]
+    if failed:
+        r.problem(fields[key], f"{field}.{key}",
+                  f"must be {' and '.join(text for _, text in ranges)}, got {value:g}")
+        return None
+    return value
+
+
+_VOLUME_KEYS = ("total", "min_events", "significance")
+
+
+def _read_volume(r: _Reader, node: Node, field: str, fields: dict[str, Node], *,
+                 counts: bool = False) -> tuple[str | None, float, float | None] | None:
+    """The volume guard (`total`, `min_events`, `significance`); None after a problem."""
+    before = len(r.problems)
+    total = r.string(fields["total"], f"{field}.total") if "total" in fields else None
+    if total is not None and not total.strip():
+        r.problem(fields["total"], f"{field}.total", "the query is empty")
+    min_events = _bounded(r, fields, "min_events", field, at_least=0) \
+        if "min_events" in fields else 0.0
+    significance = _bounded(r, fields, "significance", field, above=0, below=1) \
+        if "significance" in fields else None
+    guarded = [k for k in ("min_events", "significance") if k in fields]
+    if guarded and total is None and not counts:
+        r.problem(fields[guarded[0]], f"{field}.{guarded[0]}",
+                  "the volume guard needs 'total': a query giving the events behind each point, "
+                  "like sum(increase(orders_total[5m]))")
+    if len(r.problems) > before:
+        return None
+    return total.strip() if total else None, min_events or 0.0, significance
+
+
+def _direction(r: _Reader, fields: dict[str, Node], field: str) -> Direction | None:
+    if "direction" not in fields:
+        return Direction.BOTH
+    chosen = r.choice(fields["direction"], f"{field}.direction", tuple(Direction), "direction")
+    return Direction(chosen) if chosen else None
+
+
+def _read_change(r: _Reader, node: Node, field: str, fields: dict[str, Node]
+                 ) -> DetectorParams | None:
+    before = len(r.problems)
+    if "offset" not in fields:
+        r.problem(node, field, "a change detector needs 'offset': how far back to compare, "
+                               "like 1d or 1w")
+    offset = r.duration(fields["offset"], f"{field}.offset") if "offset" in fields else None
+    percent = _bounded(r, fields, "percent", field, above=0) if "percent" in fields else None
+    delta = _bounded(r, fields, "delta", field, above=0) if "delta" in fields else None
+    if "percent" not in fields and "delta" not in fields:
+        r.problem(node, field, "a change detector needs 'percent', 'delta' or both")
+    direction = _direction(r, fields, field)
+    for_ = r.duration(fields["for"], f"{field}.for", allow_zero=True) if "for" in fields \
+        else timedelta(0)
+    guard = _read_volume(r, node, field, fields)
+    if len(r.problems) > before or offset is None or direction is None or for_ is None \
+            or guard is None:
+        return None
+    total, min_events, significance = guard
+    return ChangeParams(offset=offset, percent=percent, delta=delta, direction=direction,
+                        for_=for_, total=total, min_events=min_events, significance=significance)
+
+
+_ANOMALY_SEASONS = ("none", "1d", "1w", "auto")
+
+
+def _read_anomaly(r: _Reader, node: Node, field: str, fields: dict[str, Node]
+                  ) -> DetectorParams | None:
+    before = len(r.problems)
+    given: dict[str, Any] = {}
+    if "season" in fields:
+        given["season"] = r.choice(fields["season"], f"{field}.season", _ANOMALY_SEASONS, "season")
+    if "seasons" in fields:
+        given["seasons"] = r.integer(fields["seasons"], f"{field}.seasons", minimum=1)
+    for key in ("window", "memory", "smooth", "clear_after", "warm_up"):
+        if key in fields:
+            given[key] = r.duration(fields[key], f"{field}.{key}")
+    if "for" in fields:
+        given["for_"] = r.duration(fields["for"], f"{field}.for", allow_zero=True)
+    if "sensitivity" in fields:
+        given["sensitivity"] = _bounded(r, fields, "sensitivity", field, above=0)
+    if "novelty" in fields:
+        given["novelty"] = _bounded(r, fields, "novelty", field, at_least=0)
+    if "min_deviation" in fields:
+        given["min_deviation"] = _bounded(r, fields, "min_deviation", field, at_least=0)
+    given["direction"] = _direction(r, fields, field)
+    guard = _read_volume(r, node, field, fields)
+    if len(r.problems) > before or guard is None or None in given.values():
+        return None
+    given["total"], given["min_events"], given["significance"] = guard
+    params = AnomalyParams(**given)
+    needed = params.window + max(timedelta(days=1) if params.season == "auto" else timedelta(0),
+                                 _SEASON_SPANS[params.season])
+    if params.warm_up is not None and params.warm_up < needed:
+        r.problem(fields["warm_up"], f"{field}.warm_up",
+                  f"warm_up must cover the window plus one season: at least "
+                  f"{_span(needed)} here, got {_span(params.warm_up)}")
+        return None
+    return params
+
+
+_SEASON_SPANS = {"none": timedelta(0), "1d": timedelta(days=1), "1w": timedelta(weeks=1),
+                 "auto": timedelta(days=1)}
+
+
+def _span(delta: timedelta) -> str:
+    from incident.detectors._grid import duration
+
+    return duration(delta)
+
+
+_BURN_WINDOW_KEYS = ("long", "short", "burn", "severity")
+
+
+def _read_burn_rate(r: _Reader, node: Node, field: str, fields: dict[str, Node]
+                    ) -> DetectorParams | None:
+    before = len(r.problems)
+    if "objective" not in fields:
+        r.problem(node, field, "a burn_rate detector needs 'objective', like 0.999")
+    objective = _bounded(r, fields, "objective", field, above=0, below=1) \
+        if "objective" in fields else None
+    period = r.duration(fields["period"], f"{field}.period") if "period" in fields \
+        else timedelta(days=30)
+    windows: tuple[BurnWindow, ...] = DEFAULT_BURN_WINDOWS
+    if "windows" in fields:
+        windows = _read_burn_windows(r, fields["windows"], f"{field}.windows") or ()
+    good = r.string(fields["good"], f"{field}.good") if "good" in fields else None
+    if good is not None and not good.strip():
+        r.problem(fields["good"], f"{field}.good", "the query is empty")
+    if "good" in fields and "total" not in fields:
+        r.problem(fields["good"], f"{field}.good",
+                  "'good' needs 'total': give both queries, or neither and a ratio 'query'")
+    guard = _read_volume(r, node, field, fields, counts=True)
+    if guard is not None and ("min_events" in fields or "significance" in fields) \
+            and guard[0] is None:
+        key = "min_events" if "min_events" in fields else "significance"
+        r.problem(fields[key], f"{field}.{key}",
+                  "the volume guard needs event counts: give 'total' (and 'good')")
+    if period is not None and objective is not None:
+        for i, pair in enumerate(windows):
+            if pair.long > period:
+                r.problem(fields.get("windows", node), f"{field}.windows[{i}].long",
+                          f"window {_span(pair.long)} is longer than the SLO period "
+                          f"{_span(period)}")
+    if len(r.problems) > before or objective is None or period is None or guard is None:
+        return None
+    total, min_events, significance = guard
+    return BurnRateParams(objective=objective, period=period, windows=windows,
+                          good=good.strip() if good else None, total=total,
+                          min_events=min_events, significance=significance)
+
+
+def _read_burn_windows(r: _Reader, node: Node, field: str) -> tuple[BurnWindow, ...] | None:
+    if not isinstance(node, SequenceNode) or not node.value:
+        r.problem(node, field, "expected a list of {long, short, burn, severity} window pairs")
+        return None
+    out = []
+    for i, item in enumerate(node.value):
+        sub = f"{field}[{i}]"
+        fields = r.mapping(item, sub, _BURN_WINDOW_KEYS, required=("long", "short", "burn"))
+        if fields is None or any(k not in fields for k in ("long", "short", "burn")):
+            continue
+        long = r.duration(fields["long"], f"{sub}.long")
+        short = r.duration(fields["short"], f"{sub}.short")
+        burn = _bounded(r, fields, "burn", sub, above=0)
+        severity = None
+        if "severity" in fields:
+            chosen = r.choice(fields["severity"], f"{sub}.severity", tuple(Severity), "severity")
+            if chosen is None:
+                continue
+            severity = Severity(chosen)
+        if long is None or short is None or burn is None:
+            continue
+        if short >= long:
+            r.problem(fields["short"], f"{sub}.short",
+                      f"the short window must be shorter than the long one ({_span(long)})")
+            continue
+        out.append(BurnWindow(long=long, short=short, burn=burn, severity=severity))
+    return tuple(out) if len(out) == len(node.value) else None
+
+
+def detector_lookback(detector: DetectorParams) -> tuple[timedelta, bool, str] | None:
+    """(lookback needed, whether it must be strictly longer, why) for the check-level rule."""
+    if isinstance(detector, ChangeParams):
+        return detector.offset, True, f"longer than the change detector's offset " \
+                                f"({_span(detector.offset)}) so there is a point to compare with"
+    if isinstance(detector, AnomalyParams):
+        from incident.detectors.anomaly import history
+
+        need = history(detector)
+        return need, False, f"at least {_span(need)}: the anomaly detector's warm-up, memory and " \
+                     "seasons must fit in it"
+    if isinstance(detector, BurnRateParams):
+        need = max(p.long for p in detector.windows)
+        return need, False, f"at least the longest burn_rate window ({_span(need)})"
+    return None
+
+
 # YAML detector name → (allowed keys, reader). Plain dict literal: YAML never names code.
 DETECTORS: dict[str, tuple[tuple[str, ...],
                            Callable[[_Reader, Node, str, dict[str, Node]], DetectorParams | None]]] = {
     "threshold": (("type", "above", "below", "for", "clear"), _read_threshold),
     "absent": (("type", "for"), _read_absent),
+    "change": (("type", "offset", "percent", "delta", "direction", "for", *_VOLUME_KEYS),
+               _read_change),
+    "anomaly": (("type", "season", "seasons", "window", "sensitivity", "novelty", "memory",
+                 "smooth", "min_deviation", "direction", "for", "clear_after", "warm_up",
+                 *_VOLUME_KEYS), _read_anomaly),
+    "burn_rate": (("type", "objective", "period", "windows", "good", *_VOLUME_KEYS),
+                  _read_burn_rate),
 }
+
+
+def _brings_queries(check: Node) -> bool:
+    """True when a check's detector has its own `good`/`total` queries, so `query` may go."""
+    if not isinstance(check, MappingNode):
+        return False
+    detector = next((v for k, v in check.value if getattr(k, "value", None) == "detector"), None)
+    keys = {getattr(k, "value", None) for k, _ in detector.value} \
+        if isinstance(detector, MappingNode) else set()
+    return {"good", "total"} <= keys
 
 
 def _read_detector(r: _Reader, node: Node, field: str) -> DetectorParams | None:
@@ -762,7 +1001,9 @@ def _read_defaults(r: _Reader, node: Node) -> _Defaults:
 
 def _read_check(r: _Reader, node: Node, field: str, settings: Settings | None,
                 runbooks: Collection[str], defaults: _Defaults) -> Check | None:
-    fields = r.mapping(node, field, _CHECK_KEYS, required=("name", "query", "detector"))
+    own_queries = _brings_queries(node)
+    fields = r.mapping(node, field, _CHECK_KEYS,
+                       required=("name", "detector") if own_queries else ("name", "query", "detector"))
     if fields is None:
         return None
     before = len(r.problems)
@@ -770,8 +1011,9 @@ def _read_check(r: _Reader, node: Node, field: str, settings: Settings | None,
     if name is not None and not CHECK_NAME.fullmatch(name):
         r.problem(fields["name"], f"{field}.name",
                   f"check names are lowercase words and dashes, like api-success-rate; got {name!r}")
-    query = r.string(fields["query"], f"{field}.query") if "query" in fields else None
-    if query is not None and not query.strip():
+    query = r.string(fields["query"], f"{field}.query") if "query" in fields \
+        else ("" if own_queries else None)
+    if query is not None and not query.strip() and "query" in fields:
         r.problem(fields["query"], f"{field}.query", "the query is empty")
     detector = _read_detector(r, fields["detector"], f"{field}.detector") \
         if "detector" in fields else None
@@ -812,6 +1054,9 @@ def _read_check(r: _Reader, node: Node, field: str, settings: Settings | None,
     if lookback and hold and lookback <= hold:
         r.problem(fields.get("lookback", node), f"{field}.lookback",
                   "lookback must be longer than the detector's 'for' so the check can fire")
+    need = detector_lookback(detector) if detector is not None else None
+    if lookback and need and (lookback <= need[0] if need[1] else lookback < need[0]):
+        r.problem(fields.get("lookback", node), f"{field}.lookback", f"lookback must be {need[2]}")
     description = ""
     if "description" in fields:
         description = r.string(fields["description"], f"{field}.description") or ""

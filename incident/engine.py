@@ -257,7 +257,12 @@ class Engine:
     def _run_check(self, check: Check, now: datetime, dry_run: bool) -> CheckResult:
         start, end = window(check, now)
         try:
-            frame = self.sources[check.source].query_range(check.query, start, end, check.every)
+            from incident.detectors import inputs
+
+            # The check's query and the detector's own (good/total), as one frame.
+            frame = inputs.combine({
+                name: self.sources[check.source].query_range(query, start, end, check.every)
+                for name, query in inputs.queries(check.query, check.detector).items()})
         except QueryError as exc:
             # A bad query is the check's fault, not the source's: it never counts as an outage.
             return CheckResult(check=check.name, source=check.source, error=str(exc),

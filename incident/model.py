@@ -161,7 +161,94 @@ class AbsentParams:
     for_: timedelta = timedelta(minutes=5)
 
 
-DetectorParams = ThresholdParams | AbsentParams
+class Direction(enum.StrEnum):
+    """Which way a change or an anomaly has to go to count."""
+
+    UP = "up"
+    DOWN = "down"
+    BOTH = "both"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeParams:
+    """Fires when a series differs from itself `offset` ago by more than `percent` and/or `delta`.
+
+    `total` (a query giving the events behind each point), `min_events` and `significance`
+    are the volume guard for ratio series: see incident/detectors/volume.py.
+    """
+
+    offset: timedelta
+    percent: float | None = None
+    delta: float | None = None
+    direction: Direction = Direction.BOTH
+    for_: timedelta = timedelta(0)
+    total: str | None = None
+    min_events: float = 0.0
+    significance: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnomalyParams:
+    """Fires when a series leaves its robust (optionally seasonal) baseline by `sensitivity` MADs.
+
+    `season` is "none", "1d", "1w" or "auto"; `warm_up` None means the history the
+    baseline needs. See incident/detectors/anomaly.py for the method and its defaults.
+    """
+
+    season: str = "auto"
+    seasons: int = 3
+    window: timedelta = timedelta(days=1)
+    sensitivity: float = 3.0
+    novelty: float = 1.15
+    memory: timedelta = timedelta(days=7)
+    smooth: timedelta = timedelta(minutes=30)
+    min_deviation: float = 0.0
+    direction: Direction = Direction.BOTH
+    for_: timedelta = timedelta(0)
+    clear_after: timedelta = timedelta(hours=6)
+    warm_up: timedelta | None = None
+    total: str | None = None
+    min_events: float = 0.0
+    significance: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BurnWindow:
+    """One multi-window burn-rate alert: both windows burn at least `burn`× the budget."""
+
+    long: timedelta
+    short: timedelta
+    burn: float
+    severity: Severity | None = None  # None: the check's severity
+
+
+# The SRE Workbook's recommended pairs (chapter 5, "Alerting on SLOs"): two that page,
+# two that open tickets.
+DEFAULT_BURN_WINDOWS: tuple[BurnWindow, ...] = (
+    BurnWindow(long=timedelta(hours=1), short=timedelta(minutes=5), burn=14.4),
+    BurnWindow(long=timedelta(hours=6), short=timedelta(minutes=30), burn=6.0),
+    BurnWindow(long=timedelta(days=1), short=timedelta(hours=2), burn=3.0, severity=Severity.LOW),
+    BurnWindow(long=timedelta(days=3), short=timedelta(hours=6), burn=1.0, severity=Severity.LOW),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BurnRateParams:
+    """Fires when an SLO burns its error budget too fast over paired long and short windows.
+
+    The SLI is the check's query (a success ratio in [0, 1]) or `good`/`total` queries.
+    """
+
+    objective: float
+    period: timedelta = timedelta(days=30)
+    windows: tuple[BurnWindow, ...] = DEFAULT_BURN_WINDOWS
+    good: str | None = None
+    total: str | None = None
+    min_events: float = 0.0
+    significance: float | None = None
+
+
+DetectorParams = ThresholdParams | AbsentParams | ChangeParams | AnomalyParams | BurnRateParams
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,7 +258,7 @@ class Check:
     name: str
     description: str = ""
     source: str
-    query: str
+    query: str = ""  # empty when the detector brings its own queries (burn_rate good/total)
     every: timedelta = timedelta(minutes=1)
     lookback: timedelta = timedelta(hours=1)
     detector: DetectorParams
@@ -188,7 +275,13 @@ class Check:
         return DETECTOR_NAMES[type(self.detector)]
 
 
-DETECTOR_NAMES: dict[type, str] = {ThresholdParams: "threshold", AbsentParams: "absent"}
+DETECTOR_NAMES: dict[type, str] = {
+    ThresholdParams: "threshold",
+    AbsentParams: "absent",
+    ChangeParams: "change",
+    AnomalyParams: "anomaly",
+    BurnRateParams: "burn_rate",
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -267,6 +360,9 @@ class Channel:
     position: Position | None = None
 
 
+DEFAULT_LEASE_TTL = timedelta(minutes=2)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """incident.yaml, parsed."""
@@ -282,6 +378,9 @@ class Settings:
     maintenance: tuple[Maintenance, ...] = ()
     reopen_window: timedelta = timedelta(hours=1)
     source_failure_limit: int = 3
+    # `runners: {lease_ttl: …}`: how long a claim on a check (`incident check --lease`) holds
+    # before another runner may take it over from one that died.
+    lease_ttl: timedelta = DEFAULT_LEASE_TTL
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -37,8 +37,8 @@ def render(incident: Incident, event: str, *, now: datetime, reason: str = "",
         "runbook": runbook,
         "first_steps": [s for s in (runbook.steps if runbook else ()) if "." not in s.number
                         ][:FIRST_STEPS],
-        "detected": iso(incident.detected_at), "opened": iso(incident.opened_at),
-        "acknowledged": iso(incident.acknowledged_at), "resolved": iso(incident.resolved_at),
+        "detected": _when(incident.detected_at), "opened": _when(incident.opened_at),
+        "acknowledged": _when(incident.acknowledged_at), "resolved": _when(incident.resolved_at),
         "open_for": format_duration((incident.resolved_at or now) - incident.opened_at),
     }
     text = render_template(TEMPLATES, f"{event}.txt.j2", context, override=templates)
@@ -61,6 +61,11 @@ def digest(messages: list[Message], *, templates: Path | None = None) -> Message
     worst = min((m.severity for m in messages),
                 key=lambda s: ("critical", "high", "medium", "low").index(s))
     return _split(text, "digest", worst)
+
+
+def _when(t: datetime | None) -> str:
+    """A time for a message: UTC to the second (people do not read microseconds)."""
+    return iso(t.replace(microsecond=0)) or "" if t else ""
 
 
 def _split(text: str, event: str, severity: str) -> Message:

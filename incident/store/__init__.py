@@ -4,7 +4,7 @@ SQLite by default (WAL, so many cron processes share one file), PostgreSQL when 
 machines share the store. It is the only state of the whole tool.
 """
 
-from incident.store.records import Change, InvalidTransition, SourceHealth
+from incident.store.records import Change, InvalidTransition, Lease, SchemaStatus, SourceHealth
 from incident.store.schema import MIGRATIONS, SCHEMA_VERSION
 from incident.store.store import Store
 
@@ -13,6 +13,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "Change",
     "InvalidTransition",
+    "Lease",
+    "SchemaStatus",
     "SourceHealth",
     "Store",
 ]

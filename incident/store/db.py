@@ -59,6 +59,7 @@ def create_engine(url: URL) -> Engine:
     """An engine with the settings this store relies on; no connection is made yet."""
     backend = url.get_backend_name()
     connect_args: dict[str, Any] = {}
+    options: dict[str, Any] = {}
     if backend == "sqlite":
         connect_args["timeout"] = BUSY_TIMEOUT_S
         if url.database not in (None, "", ":memory:") and not url.database.startswith("file:"):
@@ -70,8 +71,12 @@ def create_engine(url: URL) -> Engine:
                 ) from e
     elif backend == "postgresql" and url.get_driver_name() in ("psycopg", "psycopg2"):
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    if backend == "postgresql":
+        # A pooled connection dies with a server restart; test it before each transaction so
+        # a long-lived Store reconnects instead of failing once per dead connection.
+        options["pool_pre_ping"] = True
     try:
-        engine = sa.create_engine(url, connect_args=connect_args)
+        engine = sa.create_engine(url, connect_args=connect_args, **options)
     except exc.NoSuchModuleError as e:
         raise StoreError(f"incident store {safe(url)}: unknown database or driver: {e}") from e
     except ImportError as e:

@@ -1,4 +1,4 @@
-"""What the store hands out besides model.Incident: the Change verdict and SourceHealth."""
+"""What the store hands out besides model.Incident: Change, SourceHealth, Lease, SchemaStatus."""
 
 from __future__ import annotations
 
@@ -40,6 +40,41 @@ class SourceHealth:
     def ok(self) -> bool:
         """The last read succeeded."""
         return self.consecutive_failures == 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lease:
+    """One runner's claim on one check for one cycle; `done_at` is set once it was evaluated."""
+
+    check: str
+    cycle: datetime
+    runner: str
+    claimed_at: datetime
+    done_at: datetime | None
+    takeovers: int
+
+    @property
+    def done(self) -> bool:
+        """The check was evaluated in this cycle."""
+        return self.done_at is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SchemaStatus:
+    """Where a database's schema stands against this code's (what `incident db status` shows)."""
+
+    url: str
+    database_version: int | None  # None: an empty database, no schema yet
+    code_version: int
+
+    @property
+    def state(self) -> str:
+        """empty | current | older (run `incident db upgrade`) | newer (upgrade incident)."""
+        if self.database_version is None:
+            return "empty"
+        if self.database_version == self.code_version:
+            return "current"
+        return "older" if self.database_version < self.code_version else "newer"
 
 
 def incident_from_row(row: sa.Row, timeline: tuple[TimelineEvent, ...] = ()) -> Incident:
@@ -87,4 +122,17 @@ def health_from_row(row: sa.Row) -> SourceHealth:
         last_failure_at=m["last_failure_at"],
         last_error=m["last_error"],
         checked_at=m["checked_at"],
+    )
+
+
+def lease_from_row(row: sa.Row) -> Lease:
+    """A Lease from a row of the incident_leases table."""
+    m = row._mapping
+    return Lease(
+        check=m["check_name"],
+        cycle=m["cycle"],
+        runner=m["runner"],
+        claimed_at=m["claimed_at"],
+        done_at=m["done_at"],
+        takeovers=m["takeovers"],
     )

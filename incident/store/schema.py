@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from incident.store.types import JSONText, UTCDateTime
 
 # Bump on every schema change and add MIGRATIONS[new_version].
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Explicit constraint names, so a later migration can refer to (and drop) them by name.
 metadata = sa.MetaData(
@@ -105,9 +105,30 @@ source_health = sa.Table(
     sa.Column("checked_at", UTCDateTime, nullable=False),
 )
 
+# Since version 2. One row per (check, cycle) a runner claimed: the primary key lets exactly one
+# runner evaluate a check in a cycle; a claim never marked done may be taken over after a TTL.
+leases = sa.Table(
+    "incident_leases",
+    metadata,
+    sa.Column("check_name", sa.String, primary_key=True),
+    sa.Column("cycle", UTCDateTime, primary_key=True),  # the cycle's start: now aligned to `every`
+    sa.Column("runner", sa.String, nullable=False),
+    sa.Column("claimed_at", UTCDateTime, nullable=False),
+    sa.Column("done_at", UTCDateTime, nullable=True),
+    sa.Column("takeovers", sa.Integer, nullable=False, server_default="0"),
+    sa.Index(None, "cycle"),  # pruning old cycles
+)
+
 # MIGRATIONS[n] turns a version n-1 schema into version n, inside the caller's transaction.
 Migration = Callable[[Connection], None]
-MIGRATIONS: dict[int, Migration] = {}
+
+
+def _add_leases(conn: Connection) -> None:
+    """1 → 2: the leases table that lets several runners share the checks."""
+    leases.create(conn)
+
+
+MIGRATIONS: dict[int, Migration] = {2: _add_leases}
 
 _VERSION_KEY = "schema_version"
 
@@ -163,17 +184,18 @@ def lock(conn: Connection) -> None:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK)))
 
 
-def ensure(conn: Connection, *, upgrade: bool) -> int:
-    """Create the schema in an empty database or migrate an older one; the version after that.
+def ensure(conn: Connection, *, upgrade: bool) -> tuple[int | None, int]:
+    """Create the schema in an empty database or migrate an older one.
 
-    Call inside a write transaction, which `lock()` then serialises.
+    Returns the version found under the lock (None: empty) and the version after. Call inside
+    a write transaction, which `lock()` then serialises.
     """
     lock(conn)
     found = read_version(conn, locked=True)  # again: another process may have won meanwhile
     if found is None:
         metadata.create_all(conn)
         conn.execute(sa.insert(meta).values(key=_VERSION_KEY, value=str(SCHEMA_VERSION)))
-        return SCHEMA_VERSION
+        return None, SCHEMA_VERSION
     check_version(found, upgrade=upgrade)
     for version in range(found + 1, SCHEMA_VERSION + 1):
         if version not in MIGRATIONS:
@@ -183,4 +205,4 @@ def ensure(conn: Connection, *, upgrade: bool) -> int:
         conn.execute(
             sa.update(meta).where(meta.c.key == _VERSION_KEY).values(value=str(SCHEMA_VERSION))
         )
-    return SCHEMA_VERSION
+    return found, SCHEMA_VERSION

@@ -19,12 +19,15 @@ from incident.store.db import Conflict, Database, create_engine, resolve_url, sa
 from incident.store.records import (
     Change,
     InvalidTransition,
+    Lease,
+    SchemaStatus,
     SourceHealth,
     event_from_row,
     health_from_row,
     incident_from_row,
+    lease_from_row,
 )
-from incident.store.schema import events, incidents, source_health
+from incident.store.schema import events, incidents, leases, source_health
 from incident.store.types import normalise, utc
 
 # A source's error text is kept for display, not as a log: bound it.
@@ -32,7 +35,7 @@ MAX_ERROR_CHARS = 2000
 
 
 class Store:
-    """Incidents, their timelines and source health, behind SQLAlchemy (SQLite or PostgreSQL).
+    """Incidents, timelines, source health and runner leases, behind SQLAlchemy (SQLite or PostgreSQL).
 
     Build it with `Store.connect`. Every datetime passed in must be timezone-aware; every
     datetime handed out is aware UTC.
@@ -47,29 +50,48 @@ class Store:
         """Open the store at `url` (relative SQLite paths are relative to `root`).
 
         Creates the schema in an empty database. A database with a newer schema is refused;
-        an older one too, unless `upgrade` is true (what `incident db upgrade` will pass).
+        an older one too, unless `upgrade` is true (what `incident db upgrade` passes).
         """
-        parsed = resolve_url(url, root)
-        db = Database(parsed, create_engine(parsed))
+        db = _database(url, root)
         try:
-            found = db.run("open the database", schema.read_version, write=False)
-            if found is not None:
-                schema.check_version(found, upgrade=upgrade)  # fail before taking a lock
-            version = found
-            if found != schema.SCHEMA_VERSION:
-                version = db.run(
-                    "create the schema",
-                    lambda conn: schema.ensure(conn, upgrade=upgrade),
-                    write=True,
-                )
-        except schema.SchemaError as e:
-            db.close()
-            raise StoreError(f"incident store {db.safe_url}: {e}") from e
+            _, version = _prepare(db, upgrade=upgrade)
         except BaseException:
             db.close()
             raise
-        assert version is not None
         return cls(db, version)
+
+    @classmethod
+    def status(cls, url: str, *, root: Path) -> SchemaStatus:
+        """The database's schema version against this code's; creates and changes nothing."""
+        parsed = resolve_url(url, root)
+        if parsed.get_backend_name() == "sqlite" and parsed.database \
+                and not parsed.database.startswith("file:") and parsed.database != ":memory:" \
+                and not Path(parsed.database).exists():
+            # Connecting would create the file (and its directory): report it empty instead.
+            return SchemaStatus(url=safe(parsed), database_version=None,
+                                code_version=schema.SCHEMA_VERSION)
+        db = Database(parsed, create_engine(parsed))
+        try:
+            found = db.run("open the database", schema.read_version, write=False)
+        except schema.SchemaError as e:
+            raise StoreError(f"incident store {db.safe_url}: {e}") from e
+        finally:
+            db.close()
+        return SchemaStatus(url=db.safe_url, database_version=found,
+                            code_version=schema.SCHEMA_VERSION)
+
+    @classmethod
+    def upgrade(cls, url: str, *, root: Path) -> tuple[int | None, int]:
+        """Create or migrate the schema in place, data kept: (version before, version after).
+
+        Before is None for an empty database. Safe to run from several machines at once: the
+        migrations run once, under a lock, in one transaction.
+        """
+        db = _database(url, root)
+        try:
+            return _prepare(db, upgrade=True)
+        finally:
+            db.close()
 
     def close(self) -> None:
         """Release the database connections."""
@@ -427,6 +449,104 @@ class Store:
             lambda conn: [health_from_row(r) for r in conn.execute(query)],
             write=False,
         )
+
+    # ------------------------------------------------------------------ leases
+
+    def claim_lease(
+        self, check: str, cycle: datetime, *, runner: str, at: datetime, ttl: timedelta
+    ) -> bool:
+        """Claim `check` for `cycle`; True for the one runner that should evaluate it now.
+
+        The primary key (check, cycle) arbitrates concurrent claims. A claim made before
+        `at - ttl` and never marked done belonged to a runner that died: it is taken over.
+        One transaction per claim, so runners interleave instead of queueing or deadlocking.
+        """
+        cycle, at = utc(cycle, "cycle"), utc(at, "at")
+        if ttl <= timedelta(0):
+            raise ValueError(f"ttl must be positive (got {ttl})")
+        key = (leases.c.check_name == check) & (leases.c.cycle == cycle)
+
+        def tx(conn: Connection) -> bool:
+            # FOR UPDATE: two runners finding the same expired claim take it over one at a time.
+            row = conn.execute(sa.select(leases).where(key).with_for_update()).first()
+            if row is None:
+                # A concurrent claim wins the primary key; our IntegrityError is retried and
+                # the retry finds its row.
+                conn.execute(sa.insert(leases).values(
+                    check_name=check, cycle=cycle, runner=runner, claimed_at=at, takeovers=0))
+                return True
+            if row.done_at is not None or row.claimed_at >= at - ttl:  # held for ttl, then expired
+                return False
+            taken = conn.execute(
+                sa.update(leases)
+                .where(key, leases.c.done_at.is_(None), leases.c.runner == row.runner,
+                       leases.c.claimed_at == row.claimed_at)
+                .values(runner=runner, claimed_at=at, takeovers=leases.c.takeovers + 1)
+            )
+            return taken.rowcount == 1
+
+        return self._db.run(f"claim check {check!r}", tx, write=True)
+
+    def finish_leases(
+        self, claims: Collection[tuple[str, datetime]], *, runner: str, at: datetime
+    ) -> builtins.list[tuple[str, datetime]]:
+        """Mark `runner`'s claims (check, cycle) done; the ones another runner took over meanwhile."""
+        at = utc(at, "at")
+
+        def tx(conn: Connection) -> builtins.list[tuple[str, datetime]]:
+            lost = []
+            for check, cycle in claims:
+                done = conn.execute(
+                    sa.update(leases)
+                    .where(leases.c.check_name == check, leases.c.cycle == utc(cycle, "cycle"),
+                           leases.c.runner == runner, leases.c.done_at.is_(None))
+                    .values(done_at=at)
+                ).rowcount
+                if done != 1:
+                    lost.append((check, cycle))
+            return lost
+
+        return self._db.run("mark checks evaluated", tx, write=True)
+
+    def leases(self, *, since: datetime | None = None) -> builtins.list[Lease]:
+        """Claims of cycles starting at or after `since` (all when None), by cycle then check."""
+        query = sa.select(leases).order_by(leases.c.cycle, leases.c.check_name)
+        if since is not None:
+            query = query.where(leases.c.cycle >= utc(since, "since"))
+        return self._db.run(
+            "read leases",
+            lambda conn: [lease_from_row(r) for r in conn.execute(query)],
+            write=False,
+        )
+
+    def prune_leases(self, before: datetime) -> int:
+        """Delete the claims of cycles that started before `before`; how many went."""
+        query = sa.delete(leases).where(leases.c.cycle < utc(before, "before"))
+        return self._db.run(
+            "prune old leases", lambda conn: conn.execute(query).rowcount or 0, write=True
+        )
+
+
+def _database(url: str, root: Path) -> Database:
+    parsed = resolve_url(url, root)
+    return Database(parsed, create_engine(parsed))
+
+
+def _prepare(db: Database, *, upgrade: bool) -> tuple[int | None, int]:
+    """Check the schema version and create or migrate the schema as allowed: (before, after)."""
+    try:
+        found = db.run("open the database", schema.read_version, write=False)
+        if found is not None:
+            schema.check_version(found, upgrade=upgrade)  # fail before taking a lock
+        if found == schema.SCHEMA_VERSION:
+            return found, found
+        return db.run(
+            "create the schema" if found is None else "upgrade the schema",
+            lambda conn: schema.ensure(conn, upgrade=upgrade),
+            write=True,
+        )
+    except schema.SchemaError as e:
+        raise StoreError(f"incident store {db.safe_url}: {e}") from e
 
 
 # ---------------------------------------------------------------------- helpers
