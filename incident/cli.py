@@ -19,7 +19,7 @@ import click
 from incident import app
 from incident.errors import ConfigError, IncidentError, NotFound, UsageError
 from incident.model import Project, Severity, Status
-from incident.timeutil import parse_duration, parse_time, utcnow
+from incident.timeutil import format_duration, parse_duration, parse_time, utcnow
 
 if TYPE_CHECKING:
     from incident.runners import Shard
@@ -225,10 +225,12 @@ def ack(c: Ctx, incident_id: int, by: str | None, as_json: bool) -> None:
 
     Example:  incident ack 42
     """
+    from incident.notify.actions import acknowledge
     from incident.views import incident_json
 
     with _store(c.project) as store:
-        incident, changed = store.acknowledge(incident_id, at=utcnow(), actor=_actor(by))
+        incident, changed, _ = acknowledge(c.project, store, incident_id, actor=_actor(by),
+                                           now=utcnow())
     _emit(incident_json(incident)) if as_json else click.echo(
         f"#{incident.id} acknowledged by {incident.acknowledged_by}" if changed
         else f"#{incident.id} is already {incident.status.value}")
@@ -441,7 +443,8 @@ def runbook_list(c: Ctx, as_json: bool) -> None:
     for r in rows:
         flag = "  OVERDUE" if r["overdue"] else ""
         click.echo(f"{r['name']:<22} {r['owner'] or '-':<16} reviewed {r['reviewed'] or 'never':<10}"
-                   f" {r['steps']:>2} steps {r['incidents']:>4} incidents  {r['title']}{flag}")
+                   f" {r['steps']:>2} steps {r['incidents']:>4} incident{'s' * (r['incidents'] != 1)}"
+                   f"  {r['title']}{flag}")
 
 
 @runbook.command("show")
@@ -542,7 +545,7 @@ def checks_list(c: Ctx, as_json: bool) -> None:
         return
     for ch in c.project.checks:
         click.echo(f"{ch.name:<28} {ch.severity.value:<8} {ch.detector_type:<10} "
-                   f"{ch.source:<8} every {ch.every.total_seconds():g}s  "
+                   f"{ch.source:<8} every {format_duration(ch.every):<5} "
                    f"runbook {ch.runbook or '-'}")
 
 
@@ -590,6 +593,330 @@ def checks_backtest(c: Ctx, name: str, start: str, end: str | None, as_json: boo
     result = backtest(check, source, _time(start, now), _time(end, now),
                       c.project.settings.reopen_window)
     _emit([incident_json(i) for i in result.incidents]) if as_json else click.echo(text(result))
+
+
+# ---------------------------------------------------------------- postmortems and reports
+
+_POSTMORTEM_FIELDS: dict[str, tuple[type, str]] = {
+    "summary": (str, "What happened, in a paragraph."),
+    "impact": (str, "Who and what was affected, in words."),
+    "customers_affected": (int, "How many customers were affected."),
+    "orders_affected": (int, "How many orders were lost or delayed."),
+    "revenue_at_risk": (float, "Revenue at risk, in the shop's currency."),
+    "trigger": (str, "What set it off (a deploy, a provider outage …)."),
+    "root_cause": (str, "Why it could happen at all."),
+    "detection": (str, "How we found out, and how it could have been sooner."),
+    "resolution": (str, "What ended it."),
+    "went_well": (str, "What went well."),
+    "went_badly": (str, "What went badly."),
+    "lucky": (str, "Where we got lucky."),
+}
+
+
+def _postmortem_options(fn: F) -> F:
+    for name, (kind, text) in reversed(_POSTMORTEM_FIELDS.items()):
+        fn = click.option(f"--{name.replace('_', '-')}", name, type=kind, help=text)(fn)
+    return fn
+
+
+@main.command()
+@click.argument("incident_id", type=int)
+@_postmortem_options
+@click.option("--mitigated-at", metavar="T", help="When the impact stopped (RFC 3339 or -2h).")
+@click.option("--by", help="Who edits (default $INCIDENT_USER or $USER).")
+@pass_ctx
+@command
+def edit(c: Ctx, incident_id: int, mitigated_at: str | None, by: str | None,
+         **fields: Any) -> None:
+    """Write the postmortem fields of an incident (only the ones given change).
+
+    Example:  incident edit 42 --root-cause "expired TLS certificate" --orders-affected 310
+    """
+    now = utcnow()
+    values = {k: v for k, v in fields.items() if v is not None}
+    if mitigated_at:
+        values["mitigated_at"] = _time(mitigated_at, now)
+    if not values:
+        raise UsageError("nothing to change: give at least one field (see incident edit --help)")
+    with _store(c.project) as store:
+        store.update_postmortem(incident_id, at=now, actor=_actor(by), **values)
+    click.echo(f"#{incident_id}: postmortem updated ({', '.join(sorted(values))})")
+
+
+@main.group()
+def action() -> None:
+    """Action items: the follow-ups of postmortems, tracked across incidents."""
+
+
+@action.command("add")
+@click.argument("incident_id", type=int)
+@click.argument("text")
+@click.option("--owner", default="", help="Who does it.")
+@click.option("--due", type=click.DateTime(["%Y-%m-%d"]), help="Due date, YYYY-MM-DD.")
+@pass_ctx
+@command
+def action_add(c: Ctx, incident_id: int, text: str, owner: str, due: datetime | None) -> None:
+    """Add an action item to an incident's postmortem.
+
+    Example:  incident action add 42 "alert on certificate expiry" --owner ana --due 2026-12-15
+    """
+    with _store(c.project) as store:
+        item = store.add_action_item(incident_id, text=text, owner=owner,
+                                     due=due.date() if due else None, at=utcnow())
+    click.echo(f"action item {item.id} added to #{incident_id}")
+
+
+@action.command("done")
+@click.argument("item_id", type=int)
+@pass_ctx
+@command
+def action_done(c: Ctx, item_id: int) -> None:
+    """Mark an action item done.
+
+    Example:  incident action done 7
+    """
+    with _store(c.project) as store:
+        item, changed = store.finish_action_item(item_id, at=utcnow())
+    click.echo(f"action item {item.id} done" if changed else f"action item {item.id} was already done")
+
+
+@action.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include done items.")
+@json_option
+@pass_ctx
+@command
+def action_list(c: Ctx, show_all: bool, as_json: bool) -> None:
+    """List open action items across incidents, by due date; overdue ones are flagged.
+
+    Example:  incident action list --json
+    """
+    from incident.reports.postmortem import item_json
+
+    with _store(c.project) as store:
+        rows = [item_json(a, utcnow().date()) for a in store.action_items(open_only=not show_all)]
+    if as_json:
+        _emit(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['id']:>4} #{r['incident']:<5} {r['status']:<5} due {r['due'] or '-':<10} "
+                   f"{r['owner'] or '-':<12} {r['text']}" + ("  OVERDUE" if r["overdue"] else ""))
+    if not rows:
+        click.echo("no open action items")
+
+
+@main.group()
+def report() -> None:
+    """Postmortems and trend reports (Markdown or self-contained HTML) under reports/."""
+
+
+_format_option = click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="html",
+                              show_default=True)
+_output_option = click.option("-o", "--output", metavar="FILE",
+                              help="Where to write it (default: a stable name under reports/).")
+
+
+@report.command("postmortem")
+@click.argument("incident_id", type=int)
+@_format_option
+@_output_option
+@json_option
+@pass_ctx
+@command
+def report_postmortem(c: Ctx, incident_id: int, fmt: str, output: str | None, as_json: bool) -> None:
+    """Write an incident's postmortem: timeline, times to detect/ack/mitigate/resolve, plots.
+
+    Example:  incident report postmortem 42 --format html   (writes reports/postmortem-42.html)
+    """
+    from incident.reports import postmortem
+    from incident.reports.render import output_path, write
+
+    with _store(c.project) as store:
+        built = postmortem.build(c.project, store, incident_id, utcnow(), app.sources(c.project),
+                                 plots=not as_json)
+    if as_json:
+        return _emit(postmortem.report_json(built))
+    path = output_path(c.root, f"postmortem-{incident_id}", fmt, output)
+    click.echo(f"wrote {write(path, postmortem.render_report(built, fmt, c.project))}")
+
+
+@report.command("trends")
+@click.option("--since", default="30d", show_default=True, help="How far back (a duration).")
+@_format_option
+@_output_option
+@json_option
+@pass_ctx
+@command
+def report_trends(c: Ctx, since: str, fmt: str, output: str | None, as_json: bool) -> None:
+    """Write the trends report: MTTA/MTTR per week, recurring and flapping checks, drills.
+
+    Example:  incident report trends --since 30d --format md   (writes reports/trends-30d.md)
+    """
+    from incident.reports import trends
+    from incident.reports.render import output_path, write
+
+    with _store(c.project) as store:
+        built = trends.build(c.project, store, _duration(since), utcnow(), plot=not as_json)
+    if as_json:
+        return _emit(trends.report_json(built))
+    path = output_path(c.root, f"trends-{since}", fmt, output)
+    click.echo(f"wrote {write(path, trends.render_report(built, fmt, c.project))}")
+
+
+@main.command()
+@click.argument("incident_id", type=int)
+@click.argument("message")
+@click.option("--to", "to", multiple=True, metavar="CHANNEL",
+              help="Also send it to this channel (repeatable).")
+@click.option("--by", help="Who posts it (default $INCIDENT_USER or $USER).")
+@pass_ctx
+@command
+def update(c: Ctx, incident_id: int, message: str, to: tuple[str, ...], by: str | None) -> None:
+    """Post a status update to the incident's channels and the stakeholders; on the timeline.
+
+    Example:  incident update 42 "Failover done, payments recovering" --to managers
+    """
+    from incident.notify.actions import post_update
+
+    with _store(c.project) as store:
+        incident, attempts = post_update(c.project, store, incident_id, message,
+                                         actor=_actor(by), now=utcnow(), to=to)
+    click.echo(f"#{incident.id} update posted; " + (", ".join(
+        f"{a.item.envelope.channel}: {'delivered' if a.ok else 'failed, will retry'}"
+        for a in attempts) or "no channel to send it to"))
+
+
+@main.group()
+def notify() -> None:
+    """Notification routing and the outbox."""
+
+
+@notify.command("routes")
+@click.option("--severity", type=click.Choice([s.value for s in Severity]), default="high",
+              show_default=True)
+@click.option("--check", "check_name", help="The check the incident would come from.")
+@click.option("--labels", "labels", multiple=True, metavar="K=V", help="A label (repeatable).")
+@json_option
+@pass_ctx
+@command
+def notify_routes(c: Ctx, severity: str, check_name: str | None, labels: tuple[str, ...],
+                  as_json: bool) -> None:
+    """Show which routes and channels a hypothetical incident would reach (URLs redacted).
+
+    Example:  incident notify routes --severity critical --labels team=payments
+    """
+    from incident.notify.actions import route_test
+
+    result = route_test(c.project, severity=severity, check=check_name,
+                        labels=dict(_label(x) for x in labels))
+    if as_json:
+        return _emit(result)
+    for r in result["routes"]:
+        click.echo(f"{r['name']}: notify {', '.join(x['channel'] for x in r['notify']) or '-'}"
+                   + (f"; escalate to {', '.join(r['escalate']['notify'])}" if r["escalate"]
+                      else ""))
+    click.echo(f"channels: {', '.join(result['channels']) or 'none (no route matches)'}")
+
+
+@notify.command("pending")
+@click.option("--all", "show_all", is_flag=True, help="Include sent notifications.")
+@json_option
+@pass_ctx
+@command
+def notify_pending(c: Ctx, show_all: bool, as_json: bool) -> None:
+    """List the outbox: notifications waiting for a retry, and dead ones.
+
+    Example:  incident notify pending --json
+    """
+    with _store(c.project) as store:
+        items = store.outbox(statuses=None if show_all else ("pending", "dead"))
+    rows = [{"id": i.id, "incident_id": i.envelope.incident_id, "event": i.envelope.event_key,
+             "channel": i.envelope.channel, "status": i.status, "attempts": i.attempts,
+             "next_attempt_at": i.next_attempt_at.isoformat(), "last_error": i.last_error}
+            for i in items]
+    if as_json:
+        return _emit(rows)
+    for r in rows:
+        click.echo(f"{r['id']:>6} #{r['incident_id']} {r['event']} → {r['channel']}: "
+                   f"{r['status']}, {r['attempts']} attempts" + (
+                       f", next {r['next_attempt_at']}" if r["status"] == "pending" else "")
+                   + (f" ({r['last_error']})" if r["last_error"] else ""))
+
+
+@main.group()
+def silence() -> None:
+    """Silences: matching incidents still open and are recorded, but do not page."""
+
+
+@silence.command("add")
+@click.option("--match", "matchers", multiple=True, required=True, metavar="K=V|K=~RE",
+              help="A label to match, exactly or by regex (repeatable).")
+@click.option("--for", "duration", default="2h", show_default=True, help="How long it lasts.")
+@click.option("--comment", default="", help="Why.")
+@click.option("--by", help="Who (default $INCIDENT_USER or $USER).")
+@json_option
+@pass_ctx
+@command
+def silence_add(c: Ctx, matchers: tuple[str, ...], duration: str, comment: str, by: str | None,
+                as_json: bool) -> None:
+    """Silence matching incidents for a while.
+
+    Example:  incident silence add --match team=dba --match service=~db-.* --for 2h --comment "failover"
+    """
+    from incident.notify.silence import describe, parse_matchers
+
+    try:
+        match, match_re = parse_matchers(matchers)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    now = utcnow()
+    with _store(c.project) as store:
+        s = store.add_silence(match=match, match_re=match_re, starts_at=now,
+                              ends_at=now + _duration(duration), comment=comment,
+                              created_by=_actor(by), at=now)
+    _emit(_silence_json(s)) if as_json else click.echo(
+        f"silence #{s.id} ({describe(s)}) until {app.local_time(s.ends_at, c.project)}")
+
+
+@silence.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include expired silences.")
+@json_option
+@pass_ctx
+@command
+def silence_list(c: Ctx, show_all: bool, as_json: bool) -> None:
+    """List the silences in force (or all of them).
+
+    Example:  incident silence list --all
+    """
+    from incident.notify.silence import describe
+
+    with _store(c.project) as store:
+        items = store.silences(active_at=None if show_all else utcnow())
+    if as_json:
+        return _emit([_silence_json(s) for s in items])
+    for s in items:
+        click.echo(f"#{s.id} {describe(s)} until {app.local_time(s.ends_at, c.project)}"
+                   f" by {s.created_by}" + (f": {s.comment}" if s.comment else ""))
+
+
+@silence.command("expire")
+@click.argument("silence_id", type=int)
+@pass_ctx
+@command
+def silence_expire(c: Ctx, silence_id: int) -> None:
+    """End a silence now.
+
+    Example:  incident silence expire 3
+    """
+    with _store(c.project) as store:
+        s = store.expire_silence(silence_id, at=utcnow())
+    click.echo(f"silence #{s.id} expired")
+
+
+def _silence_json(s: Any) -> dict[str, Any]:
+    return {"id": s.id, "match": dict(s.match), "match_re": dict(s.match_re),
+            "starts_at": s.starts_at.isoformat(), "ends_at": s.ends_at.isoformat(),
+            "expired_at": s.expired_at.isoformat() if s.expired_at else None,
+            "comment": s.comment, "created_by": s.created_by}
 
 
 def _known_check(project: Project, name: str) -> None:

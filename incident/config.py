@@ -512,7 +512,7 @@ def _read_matchers(r: _Reader, fields: dict[str, Node], field: str
 def _read_delivery(r: _Reader, node: Node, root: Path, channels: Collection[str]
                    ) -> DeliveryPolicy | None:
     fields = r.mapping(node, "delivery", ("attempts", "backoff", "max_backoff", "fallback",
-                                          "rate_limit", "templates"))
+                                          "rate_limit", "group_over", "templates"))
     if fields is None:
         return None
     d = DeliveryPolicy()
@@ -535,6 +535,8 @@ def _read_delivery(r: _Reader, node: Node, root: Path, channels: Collection[str]
         except (AttributeError, ValueError):
             r.problem(fields["rate_limit"], "delivery.rate_limit",
                       f"expected messages per duration like 30/1m, got {text!r}")
+    group_over = r.integer(fields["group_over"], "delivery.group_over", minimum=1) \
+        if "group_over" in fields else d.group_over
     templates = None
     if "templates" in fields:
         given = r.string(fields["templates"], "delivery.templates")
@@ -548,7 +550,7 @@ def _read_delivery(r: _Reader, node: Node, root: Path, channels: Collection[str]
     assert attempts is not None and backoff is not None and max_backoff is not None
     return DeliveryPolicy(attempts=attempts, backoff=backoff, max_backoff=max_backoff,
                           fallback=fallback, rate_limit=limit, rate_window=window,
-                          templates=templates)
+                          group_over=group_over or d.group_over, templates=templates)
 
 
 def _read_maintenance(r: _Reader, field: str, node: Node, default_tz: str) -> Maintenance | None:

@@ -27,13 +27,13 @@ from incident.model import (
     Severity,
     ThresholdParams,
 )
-from incident.notify.routing import attributes
 from incident.timeutil import align
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from incident.notify import Notifier
+    from incident.notify.pipeline import OnChange
     from incident.sources import Source
     from incident.store import Store
 
@@ -61,6 +61,7 @@ class Finding:
     cleared_at: datetime | None = None
     value: float | None = None
     reason: str = ""
+    severity: Severity | None = None  # the firing's own (a burn-rate pair's), else the check's
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,11 +121,12 @@ def judge(check: Check, frame: pd.DataFrame, now: datetime) -> list[Finding]:
 
     def group(labels: Labels) -> dict[str, Any]:
         fp, glabels = fingerprint(check.name, check.group_by, labels)
-        return groups.setdefault(fp, {"labels": glabels, "firings": [], "last": []})
+        return groups.setdefault(fp, {"labels": glabels, "firings": [], "last": [], "inputs": []})
 
     for column in frame.columns:
         value = float(last[column]) if last is not None else math.nan
-        group(column)["last"].append((column, value))
+        # Extra queries (good/total counts) show data is there, but are not the check's value.
+        group(column)["last" if "__query__" not in column else "inputs"].append((column, value))
     for firing in firings:
         group(firing.labels)["firings"].append(firing)
 
@@ -133,15 +135,18 @@ def judge(check: Check, frame: pd.DataFrame, now: datetime) -> list[Finding]:
         active = [f for f in g["firings"] if f.end is None]
         ended = [f for f in g["firings"] if f.end is not None]
         present = [v for _, v in g["last"] if not math.isnan(v)]
+        has_data = bool(present) or any(not math.isnan(v) for _, v in g["inputs"])
         absent_check = isinstance(check.detector, AbsentParams)
-        if not present and not absent_check:
+        if not has_data and not absent_check:
             findings.append(_no_data(check, fp, g["labels"], frame, now, active))
         elif active:
             first = min(active, key=lambda f: f.fired)
             findings.append(Finding(
                 fingerprint=fp, labels=g["labels"], state=State.FIRING,
                 detected_at=min(f.start for f in active), fired_at=first.fired,
-                value=first.value, reason=first.reason))
+                value=first.value, reason=first.reason,
+                severity=min((f.severity for f in active if f.severity), default=None,
+                             key=lambda s: s.rank)))
         else:
             holding = _holding(check, present)
             cleared = max((f.end for f in ended if f.end), default=None)
@@ -228,6 +233,9 @@ class Engine:
         self.sources = sources
         self.store = store
         self.notifier = notifier
+        from incident.notify.pipeline import Pipeline
+
+        self.pipeline = Pipeline(project, store, notifier)
 
     def run(self, now: datetime, names: Sequence[str] = (), *, dry_run: bool = False
             ) -> RunReport:
@@ -251,8 +259,25 @@ class Engine:
         if not dry_run:
             for name in used:
                 source_actions += self._source_health(name, down.get(name), now)
+            results, source_actions = self._deliver(now, results, source_actions)
         return RunReport(at=now, dry_run=dry_run, results=tuple(results),
                          source_actions=tuple(source_actions))
+
+    def _deliver(self, now: datetime, results: list[CheckResult], source_actions: list[Action]
+                 ) -> tuple[list[CheckResult], list[Action]]:
+        """Enqueue what is owed (reminders, escalations), deliver everything due, report it."""
+        from dataclasses import replace
+
+        from incident.notify.pipeline import outcomes
+
+        self.pipeline.schedule(now)
+        sent = outcomes(self.pipeline.deliver(now, actor=ACTOR))
+
+        def told(a: Action) -> Action:
+            return replace(a, notified=sent.get(a.incident_id or -1, ()))
+
+        return ([replace(r, actions=tuple(told(a) for a in r.actions)) for r in results],
+                [told(a) for a in source_actions])
 
     def _run_check(self, check: Check, now: datetime, dry_run: bool) -> CheckResult:
         start, end = window(check, now)
@@ -294,12 +319,14 @@ class Engine:
         at = finding.cleared_at if finding.cleared_at and finding.cleared_at > current.opened_at \
             else now
         text = "recovered" if finding.state is State.CLEAR else "no data (no_data: resolve)"
+        on = self.pipeline.on("resolved", now)
         incident, changed = self.store.resolve(current.id, at=at, actor=ACTOR, text=text,
-                                               auto=True)
+                                               auto=True, notifications=on)
         if not changed:
             return None
+        self._muted(incident, on, now)
         return Action(kind="resolved", fingerprint=finding.fingerprint, incident_id=incident.id,
-                      reason=text, notified=self._notify(incident, "resolved", now))
+                      reason=text)
 
     def _fire(self, check: Check, finding: Finding, now: datetime, dry_run: bool) -> Action | None:
         from incident.store import Change
@@ -315,9 +342,11 @@ class Engine:
                               if len(finding.labels) else "")
         incident, change = self.store.open_incident(
             fingerprint=finding.fingerprint, check=check.name, title=title,
-            severity=check.severity, labels={**check.labels, **finding.labels.as_dict()},
+            severity=finding.severity or check.severity,
+            labels={**check.labels, **finding.labels.as_dict()},
             runbook=check.runbook, detected_at=finding.detected_at or now, at=now,
-            value=finding.value, reopen_window=self.project.settings.reopen_window, actor=ACTOR)
+            value=finding.value, reopen_window=self.project.settings.reopen_window, actor=ACTOR,
+            notifications=(on := self.pipeline.on("opened", now, finding.reason)))
         if change is Change.EXISTING:
             previous = current.value if current else None
             if _notable(previous, finding.value):
@@ -332,38 +361,16 @@ class Engine:
         if change is Change.OPENED:
             attach_runbook(self.store, incident, self.project, now, ACTOR)
         kind = "opened" if change is Change.OPENED else "reopened"
+        self._muted(incident, on, now)
         return Action(kind=kind, fingerprint=finding.fingerprint, incident_id=incident.id,
-                      reason=finding.reason,
-                      notified=self._notify(incident, kind, now, finding.reason))
+                      reason=finding.reason)
 
-    def _notify(self, incident: Incident, event: str, now: datetime, reason: str = ""
-                ) -> tuple[tuple[str, bool], ...]:
-        from incident.notify import render
-        from incident.notify.routing import active_window, channels, matching_routes
-
-        settings = self.project.settings
-        attrs = attributes(incident.severity, incident.check, incident.labels)
-        targets = channels(matching_routes(settings.routes, attrs))
-        if not targets or incident.drill:
-            return ()
-        window = active_window(settings.maintenance, attrs, now)
-        if window is not None:
+    def _muted(self, incident: Incident, on: OnChange, now: datetime) -> None:
+        """A silenced or windowed incident still opens and is recorded; it just does not page."""
+        if on.muted_by is not None:
             self.store.add_event(incident.id, at=now, kind=EventKind.NOTIFIED, actor=ACTOR,
-                                 text=f"{event}: not sent, maintenance window {window.name}",
-                                 data={"event": event, "silenced_by": window.name})
-            return ()
-        runbook = self.project.runbooks.get(incident.runbook or "")
-        message = render(incident, event, now=now, reason=reason, runbook=runbook,
-                         templates=settings.delivery.templates)
-        out = []
-        for delivery in self.notifier.send(targets, message):
-            text = f"{event} → {delivery.channel}: " + ("delivered" if delivery.ok
-                                                         else f"failed: {delivery.error}")
-            self.store.add_event(incident.id, at=now, kind=EventKind.NOTIFIED, actor=ACTOR,
-                                 text=text, data={"channel": delivery.channel, "ok": delivery.ok,
-                                                  "event": event, "error": delivery.error})
-            out.append((delivery.channel, delivery.ok))
-        return tuple(out)
+                                 text=f"not sent: {on.muted_by}",
+                                 data={"silenced_by": on.muted_by})
 
     def _source_health(self, source: str, error: str | None, now: datetime) -> list[Action]:
         """Count consecutive failures; past the limit the platform is blind, and that pages."""
@@ -373,27 +380,32 @@ class Engine:
         if error is None:
             if current is None:
                 return []
+            on = self.pipeline.on("resolved", now)
             incident, changed = self.store.resolve(current.id, at=now, actor=ACTOR,
-                                                   text="source readable again", auto=True)
-            return [Action(kind="resolved", fingerprint=fp, incident_id=incident.id,
-                           notified=self._notify(incident, "resolved", now))] if changed else []
+                                                   text="source readable again", auto=True,
+                                                   notifications=on)
+            if changed:
+                self._muted(incident, on, now)
+            return [Action(kind="resolved", fingerprint=fp, incident_id=incident.id)
+                    ] if changed else []
         if failures < self.project.settings.source_failure_limit:
             return []
         incident, change = self.store.open_incident(
             fingerprint=fp, check=None, title=f"source {source} unreadable: checks are blind",
             severity=Severity.CRITICAL, labels={"source": source, "category": "monitoring"},
             runbook=None, detected_at=now, at=now, value=float(failures),
-            reopen_window=self.project.settings.reopen_window, actor=ACTOR)
+            reopen_window=self.project.settings.reopen_window, actor=ACTOR,
+            notifications=(on := self.pipeline.on(
+                "opened", now, reason := f"{failures} runs in a row failed: {error}")))
         from incident.store import Change
 
         if change is Change.EXISTING:
             return []
-        reason = f"{failures} runs in a row failed: {error}"
+        self._muted(incident, on, now)
         self.store.add_event(incident.id, at=now, kind=EventKind.SOURCE_ERROR, actor=ACTOR,
                              text=reason)
         kind = "opened" if change is Change.OPENED else "reopened"
-        return [Action(kind=kind, fingerprint=fp, incident_id=incident.id, reason=reason,
-                       notified=self._notify(incident, kind, now, reason))]
+        return [Action(kind=kind, fingerprint=fp, incident_id=incident.id, reason=reason)]
 
 
 def attach_runbook(store: Store, incident: Incident, project: Project, now: datetime,

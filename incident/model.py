@@ -335,6 +335,7 @@ class DeliveryPolicy:
     fallback: str | None = None
     rate_limit: int = 30  # messages per channel per `rate_window`; more wait, never dropped
     rate_window: timedelta = timedelta(minutes=1)
+    group_over: int = 10  # more messages than this due at once for a channel: one digest
     templates: Path | None = None
 
 
@@ -451,6 +452,7 @@ class Firing:
     end: datetime | None
     value: float
     reason: str = ""
+    severity: Severity | None = None  # set when the detector knows better than the check
 
     @property
     def active(self) -> bool:
@@ -495,3 +497,70 @@ class Incident:
     drill: bool = False
     manual: bool = False
     timeline: tuple[TimelineEvent, ...] = ()
+
+
+# ---------------------------------------------------------------- notifications
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
+    """A rendered notification for one channel, about to enter the outbox.
+
+    (incident_id, event_key, channel) is its idempotency key: it is delivered at most once.
+    """
+
+    incident_id: int
+    event: str  # opened | reopened | reminder | escalated | acknowledged | resolved | update
+    event_key: str  # opened, reopened:2, reminder:3, update:<event id> … (see notify.plan)
+    channel: str
+    title: str
+    body: str
+    severity: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxItem:
+    """One outbox row: an envelope and how its delivery is going."""
+
+    id: int
+    envelope: Envelope
+    status: str  # pending | sent | dead
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attempt:
+    """The outcome of one delivery attempt of one outbox row, as the store records it."""
+
+    item: OutboxItem
+    number: int  # 1 for the row's first attempt ever
+    at: datetime
+    ok: bool
+    error: str | None = None
+    message: str | None = None  # id of the sent message (shared by the rows of a digest)
+    retry_at: datetime | None = None  # None after a failure: dead
+    then: tuple[Envelope, ...] = ()  # enqueued with the result (the fallback of a dead row)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Silence:
+    """Incidents matching these labels do not page between starts_at and ends_at (or expiry)."""
+
+    id: int
+    match: Mapping[str, str]
+    match_re: Mapping[str, str]
+    starts_at: datetime
+    ends_at: datetime
+    comment: str
+    created_by: str
+    created_at: datetime
+    expired_at: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        """In force at `now`."""
+        end = min(self.ends_at, self.expired_at) if self.expired_at else self.ends_at
+        return self.starts_at <= now < end

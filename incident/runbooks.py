@@ -71,7 +71,21 @@ def parse_steps(body: str) -> tuple[Step, ...]:
         for entry in stack:
             entry[3].append(line)
     close(0)
-    return tuple(sorted(steps, key=lambda s: [int(p) for p in s.number.split(".")]))
+    return tuple(sorted((Step(number=s.number, text=_first_paragraph(s.body) or s.text,
+                              body=s.body) for s in steps),
+                        key=lambda s: [int(p) for p in s.number.split(".")]))
+
+
+def _first_paragraph(body: str) -> str:
+    """A step's title: its first paragraph on one line, up to a blank line, list or code."""
+    words: list[str] = []
+    for line in body.splitlines():
+        if not line.strip() or _ITEM.match(line) or _FENCE.match(line) or line.startswith("  "):
+            if words:
+                break
+            continue
+        words.append(line.strip())
+    return " ".join(words)
 
 
 def _indent(line: str) -> int:

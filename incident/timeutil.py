@@ -31,7 +31,7 @@ def format_duration(delta: timedelta) -> str:
     if seconds == 0:
         return "0s"
     parts = []
-    rest = seconds
+    rest = round(seconds) if seconds >= 60 else seconds  # nobody reads 22m51.9863s
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if rest >= size:
             n = int(rest // size)

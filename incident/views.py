@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from incident.app import local_time
@@ -140,8 +141,8 @@ def _action_text(a: Any) -> str:
 
 def check_json(check: Check) -> dict[str, Any]:
     """A check's definition as a JSON-ready dict."""
-    params = {k.rstrip("_"): (format_duration(v) if hasattr(v, "total_seconds") else v)
-              for k in check.detector.__slots__ if (v := getattr(check.detector, k)) is not None}
+    params = {k.rstrip("_"): _plain(v) for k in check.detector.__slots__
+              if (v := getattr(check.detector, k)) is not None}
     return {"name": check.name, "description": check.description, "source": check.source,
             "query": check.query, "every": format_duration(check.every),
             "lookback": format_duration(check.lookback),
@@ -150,6 +151,20 @@ def check_json(check: Check) -> dict[str, Any]:
             "runbook": check.runbook, "group_by": list(check.group_by),
             "no_data": check.no_data.value,
             "defined_at": str(check.position) if check.position else None}
+
+
+def _plain(value: Any) -> Any:
+    """Durations, enums, tuples and nested params as JSON values."""
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if hasattr(value, "__slots__") and not isinstance(value, str | int | float | bool):
+        return {k.rstrip("_"): _plain(getattr(value, k)) for k in value.__slots__
+                if getattr(value, k) is not None}
+    return value
 
 
 def query_text(data: dict[str, Any]) -> str:

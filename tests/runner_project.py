@@ -49,6 +49,14 @@ runners: {{lease_ttl: {lease_ttl}}}
 
 
 def notifications(root: Path) -> list[str]:
-    """The lines the file:// channel appended, one per notification."""
+    """One line per incident notification the file:// channel got (a digest's lines expanded)."""
+    import json
+
     log = root / "notifications.log"
-    return log.read_text().splitlines() if log.exists() else []
+    out: list[str] = []
+    for line in log.read_text().splitlines() if log.exists() else []:
+        body = json.loads(line)["body"]
+        # A storm arrives as one digest message: a summary line, then "- <title>" per incident.
+        items = [x for x in body.splitlines() if x.startswith("- ")]
+        out += items or [line]
+    return out

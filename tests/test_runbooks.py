@@ -43,7 +43,7 @@ def test_steps_are_the_numbered_items_with_nested_substeps() -> None:
         ("2", "Check replication lag"),
         ("2.1", "on the replica dashboard"),
         ("2.2", "with SQL:"),
-        ("3", "Fail over"),
+        ("3", "Fail over with the platform team on the bridge"),
     ]
     sql_step = steps[3]
     assert sql_step.body.splitlines() == [

@@ -142,6 +142,10 @@ def _set_version(project: Path, version: int, *, drop_leases: bool = False) -> N
     with engine.begin() as conn:
         if drop_leases:
             conn.exec_driver_sql("DROP TABLE incident_leases")
+            conn.exec_driver_sql("DROP TABLE incident_outbox")  # versions 2 and 3 only
+            conn.exec_driver_sql("DROP TABLE incident_silences")  # added tables
+            conn.exec_driver_sql("DROP TABLE incident_action_items")  # and version 4
+            conn.exec_driver_sql("DROP TABLE incident_postmortems")
         conn.execute(sa.update(meta).values(value=str(version)))
     engine.dispose()
 

@@ -121,6 +121,7 @@ def detect(frame: pd.DataFrame, params: BurnRateParams, now: datetime) -> list[F
             end=g.stamp_or_none(e.end),
             value=value,
             reason=_reason(float(flat_burning[e.fired]), pair),
+            severity=pair.severity,
         ))
     out.sort(key=lambda f: (f.fired, f.labels))
     return out

@@ -1,7 +1,7 @@
-"""Notification: pick the route, render the message, deliver through apprise, report each attempt.
+"""Notification: a pipeline of small stages on apprise, composed in `pipeline`.
 
-This first cut sends on open and resolve; the outbox, repeat, escalation and grouping
-stages arrive with the notification work.
+plan (route + maintenance + silence → envelopes with idempotency keys) → outbox (the store)
+→ deliver (group per channel → rate limit → apprise with bounded retry → record on the timeline).
 """
 
 from incident.notify.deliver import Delivery, Notifier

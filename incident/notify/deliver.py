@@ -21,6 +21,7 @@ class Delivery:
     channel: str
     ok: bool
     error: str | None = None
+    retryable: bool = True  # False when trying again cannot help (an unknown channel or URL)
 
 
 class Notifier:
@@ -37,7 +38,14 @@ class Notifier:
 
     def send(self, channels: Sequence[str], message: Message) -> list[Delivery]:
         """Deliver `message` to each named channel; failures are returned, never raised."""
-        return [self._send_one(self._channels[name], message) for name in channels]
+        return [self.send_one(name, message) for name in channels]
+
+    def send_one(self, channel: str, message: Message) -> Delivery:
+        """Deliver `message` to one named channel; a failure is returned, never raised."""
+        if channel not in self._channels:
+            return Delivery(channel, False, f"no channel named {channel!r} in incident.yaml",
+                            retryable=False)
+        return self._send_one(self._channels[channel], message)
 
     def _client(self, channel: Channel) -> Any:
         if channel.name not in self._apprise:
@@ -55,7 +63,8 @@ class Notifier:
         client = self._client(channel)
         if client is None:
             return Delivery(channel.name, False,
-                            f"apprise does not understand the URL {channel.redacted}")
+                            f"apprise does not understand the URL {channel.redacted}",
+                            retryable=False)
         kind = {"resolved": apprise.NotifyType.SUCCESS, "critical": apprise.NotifyType.FAILURE
                 }.get(message.event if message.event == "resolved" else message.severity,
                       apprise.NotifyType.WARNING)

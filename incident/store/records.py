@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 
@@ -136,3 +136,65 @@ def lease_from_row(row: sa.Row) -> Lease:
         done_at=m["done_at"],
         takeovers=m["takeovers"],
     )
+
+
+# Since schema version 4: the written part of a postmortem and its action items.
+POSTMORTEM_TEXT_FIELDS = ("summary", "impact", "root_cause", "trigger", "resolution", "detection",
+                          "went_well", "went_badly", "lucky")
+POSTMORTEM_NUMBER_FIELDS = ("customers_affected", "orders_affected", "revenue_at_risk")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Postmortem:
+    """What people write about an incident afterwards; empty strings and None until edited."""
+
+    incident_id: int
+    summary: str = ""
+    impact: str = ""
+    customers_affected: int | None = None
+    orders_affected: int | None = None
+    revenue_at_risk: float | None = None
+    root_cause: str = ""
+    trigger: str = ""
+    resolution: str = ""
+    detection: str = ""
+    went_well: str = ""
+    went_badly: str = ""
+    lucky: str = ""
+    mitigated_at: datetime | None = None
+    updated_at: datetime | None = None
+    updated_by: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActionItem:
+    """One follow-up from a postmortem: who does what by when; `status` is open or done."""
+
+    id: int
+    incident_id: int
+    text: str
+    owner: str
+    due: date | None
+    status: str
+    created_at: datetime
+    done_at: datetime | None = None
+
+    def overdue(self, today: date) -> bool:
+        """Still open after its due date."""
+        return self.status == "open" and self.due is not None and self.due < today
+
+
+def postmortem_from_row(row: sa.Row) -> Postmortem:
+    """A Postmortem from a row of the incident_postmortems table."""
+    m = row._mapping
+    return Postmortem(**{k: m[k] for k in (
+        "incident_id", *POSTMORTEM_TEXT_FIELDS, *POSTMORTEM_NUMBER_FIELDS, "mitigated_at",
+        "updated_at", "updated_by")})
+
+
+def action_item_from_row(row: sa.Row) -> ActionItem:
+    """An ActionItem from a row of the incident_action_items table."""
+    m = row._mapping
+    return ActionItem(id=m["id"], incident_id=m["incident_id"], text=m["text"], owner=m["owner"],
+                      due=m["due"], status=m["status"], created_at=m["created_at"],
+                      done_at=m["done_at"])

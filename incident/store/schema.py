@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from incident.store.types import JSONText, UTCDateTime
 
 # Bump on every schema change and add MIGRATIONS[new_version].
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 
 # Explicit constraint names, so a later migration can refer to (and drop) them by name.
 metadata = sa.MetaData(
@@ -119,6 +119,95 @@ leases = sa.Table(
     sa.Index(None, "cycle"),  # pruning old cycles
 )
 
+# Since version 3. The notification outbox: every message is written here first, then delivered.
+# UNIQUE(incident_id, event_key, channel) is the idempotency key: one event reaches one channel
+# at most once, however many runners enqueue it; a claim (claimed_by/until) lets one runner send.
+outbox = sa.Table(
+    "incident_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("event_key", sa.String(128), nullable=False),
+    sa.Column("channel", sa.String, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),  # redacted by the sender
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Column("message", sa.String(64), nullable=True),  # the sent message (a digest holds many)
+    sa.Column("claimed_by", sa.String, nullable=True),
+    sa.Column("claimed_until", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("incident_id", "event_key", "channel"),
+    sa.CheckConstraint("status IN ('pending', 'sent', 'dead')", name="status"),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "channel", "sent_at"),
+    sqlite_autoincrement=True,
+)
+
+# Since version 3. Silences made with `incident silence add`: matchers as JSON
+# ({"match": {k: v}, "match_re": {k: pattern}}), active from starts_at until ends_at or expiry.
+silences = sa.Table(
+    "incident_silences",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("matchers", JSONText, nullable=False),
+    sa.Column("starts_at", UTCDateTime, nullable=False),
+    sa.Column("ends_at", UTCDateTime, nullable=False),
+    sa.Column("comment", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_by", sa.String, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expired_at", UTCDateTime, nullable=True),
+    sqlite_autoincrement=True,
+)
+
+# Since version 4. The written part of a postmortem, one row per incident (absent until edited).
+postmortems = sa.Table(
+    "incident_postmortems",
+    metadata,
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("summary", sa.Text, nullable=False, server_default=""),
+    sa.Column("impact", sa.Text, nullable=False, server_default=""),
+    sa.Column("customers_affected", sa.Integer, nullable=True),
+    sa.Column("orders_affected", sa.Integer, nullable=True),
+    sa.Column("revenue_at_risk", sa.Float, nullable=True),
+    sa.Column("root_cause", sa.Text, nullable=False, server_default=""),
+    sa.Column("trigger", sa.Text, nullable=False, server_default=""),
+    sa.Column("resolution", sa.Text, nullable=False, server_default=""),
+    sa.Column("detection", sa.Text, nullable=False, server_default=""),
+    sa.Column("went_well", sa.Text, nullable=False, server_default=""),
+    sa.Column("went_badly", sa.Text, nullable=False, server_default=""),
+    sa.Column("lucky", sa.Text, nullable=False, server_default=""),
+    sa.Column("mitigated_at", UTCDateTime, nullable=True),  # a judgement: set by hand
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("updated_by", sa.String, nullable=False),
+)
+
+# Since version 4. Follow-ups of a postmortem; they outlive the incident they came from.
+action_items = sa.Table(
+    "incident_action_items",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("owner", sa.String, nullable=False, server_default=""),
+    sa.Column("due", sa.Date, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("done_at", UTCDateTime, nullable=True),
+    sa.CheckConstraint("status IN ('open', 'done')", name="status"),
+    sa.Index(None, "incident_id"),
+    sa.Index(None, "status", "due"),
+    sqlite_autoincrement=True,
+)
+
 # MIGRATIONS[n] turns a version n-1 schema into version n, inside the caller's transaction.
 Migration = Callable[[Connection], None]
 
@@ -129,6 +218,23 @@ def _add_leases(conn: Connection) -> None:
 
 
 MIGRATIONS: dict[int, Migration] = {2: _add_leases}
+
+def _add_outbox(conn: Connection) -> None:
+    """2 → 3: the notification outbox and silences."""
+    outbox.create(conn)
+    silences.create(conn)
+
+
+MIGRATIONS[3] = _add_outbox
+
+
+def _add_postmortems(conn: Connection) -> None:
+    """3 → 4: postmortem fields and action items."""
+    postmortems.create(conn)
+    action_items.create(conn)
+
+
+MIGRATIONS[4] = _add_postmortems
 
 _VERSION_KEY = "schema_version"
 

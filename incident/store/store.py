@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Collection, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Callable, Collection, Mapping
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -16,25 +16,39 @@ from incident.errors import NotFound, StoreError
 from incident.model import EventKind, Incident, Severity, Status, TimelineEvent
 from incident.store import schema
 from incident.store.db import Conflict, Database, create_engine, resolve_url, safe
+from incident.store.outbox import Notifications, OutboxMixin, enqueue
 from incident.store.records import (
+    POSTMORTEM_NUMBER_FIELDS,
+    POSTMORTEM_TEXT_FIELDS,
+    ActionItem,
     Change,
     InvalidTransition,
     Lease,
+    Postmortem,
     SchemaStatus,
     SourceHealth,
+    action_item_from_row,
     event_from_row,
     health_from_row,
     incident_from_row,
     lease_from_row,
+    postmortem_from_row,
 )
-from incident.store.schema import events, incidents, leases, source_health
+from incident.store.schema import (
+    action_items,
+    events,
+    incidents,
+    leases,
+    postmortems,
+    source_health,
+)
 from incident.store.types import normalise, utc
 
 # A source's error text is kept for display, not as a log: bound it.
 MAX_ERROR_CHARS = 2000
 
 
-class Store:
+class Store(OutboxMixin):
     """Incidents, timelines, source health and runner leases, behind SQLAlchemy (SQLite or PostgreSQL).
 
     Build it with `Store.connect`. Every datetime passed in must be timezone-aware; every
@@ -139,6 +153,7 @@ class Store:
         actor: str,
         drill: bool = False,
         manual: bool = False,
+        notifications: Notifications | None = None,
     ) -> tuple[Incident, Change]:
         """The active incident for `fingerprint` (value updated), else a reopened or new one.
 
@@ -230,10 +245,12 @@ class Store:
 
         # A concurrent opener that wins the unique active_key makes ours raise IntegrityError;
         # Database.run then retries, and the retry takes the EXISTING branch.
-        return self._db.run(f"open an incident for {fingerprint!r}", tx, write=True)
+        return self._db.run(f"open an incident for {fingerprint!r}",
+                            _notifying(tx, notifications, at, Change.EXISTING), write=True)
 
     def resolve(
-        self, incident_id: int, *, at: datetime, actor: str, text: str = "", auto: bool = False
+        self, incident_id: int, *, at: datetime, actor: str, text: str = "", auto: bool = False,
+        notifications: Notifications | None = None,
     ) -> tuple[Incident, bool]:
         """Resolve an incident; the bool is True only for the one call that changed it."""
         at = utc(at, "at")
@@ -268,9 +285,11 @@ class Store:
                 )
             return _load(conn, incident_id), changed
 
-        return self._db.run(f"resolve incident {incident_id}", tx, write=True)
+        return self._db.run(f"resolve incident {incident_id}",
+                            _notifying(tx, notifications, at, False), write=True)
 
-    def acknowledge(self, incident_id: int, *, at: datetime, actor: str) -> tuple[Incident, bool]:
+    def acknowledge(self, incident_id: int, *, at: datetime, actor: str,
+                    notifications: Notifications | None = None) -> tuple[Incident, bool]:
         """Acknowledge an open incident; False if it already was; InvalidTransition if resolved."""
         at = utc(at, "at")
 
@@ -307,7 +326,8 @@ class Store:
                 )
             return incident, changed
 
-        return self._db.run(f"acknowledge incident {incident_id}", tx, write=True)
+        return self._db.run(f"acknowledge incident {incident_id}",
+                            _notifying(tx, notifications, at, False), write=True)
 
     def add_event(
         self,
@@ -526,6 +546,105 @@ class Store:
             "prune old leases", lambda conn: conn.execute(query).rowcount or 0, write=True
         )
 
+    # ------------------------------------------------------------------ postmortems
+
+    def postmortem(self, incident_id: int) -> Postmortem:
+        """The written part of an incident's postmortem (empty until edited); NotFound if no incident."""
+
+        def tx(conn: Connection) -> Postmortem:
+            _require(conn, incident_id)
+            row = conn.execute(
+                sa.select(postmortems).where(postmortems.c.incident_id == incident_id)).first()
+            return Postmortem(incident_id=incident_id) if row is None else postmortem_from_row(row)
+
+        return self._db.run(f"read the postmortem of incident {incident_id}", tx, write=False)
+
+    def update_postmortem(self, incident_id: int, *, at: datetime, actor: str,
+                          **fields: Any) -> Postmortem:
+        """Set some postmortem fields (the rest kept); ValueError for a field that does not exist."""
+        at = utc(at, "at")
+        known = {*POSTMORTEM_TEXT_FIELDS, *POSTMORTEM_NUMBER_FIELDS, "mitigated_at"}
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise ValueError(f"unknown postmortem fields {unknown} (known: {sorted(known)})")
+        if fields.get("mitigated_at") is not None:
+            fields["mitigated_at"] = utc(fields["mitigated_at"], "mitigated_at")
+        values = {**fields, "updated_at": at, "updated_by": actor}
+        where = postmortems.c.incident_id == incident_id
+
+        def tx(conn: Connection) -> Postmortem:
+            _require(conn, incident_id)
+            if conn.execute(sa.select(postmortems.c.incident_id).where(where).with_for_update()
+                            ).first() is None:
+                # Two first edits racing: the loser's IntegrityError is retried as an update.
+                conn.execute(sa.insert(postmortems).values(incident_id=incident_id, **values))
+            else:
+                conn.execute(sa.update(postmortems).where(where).values(**values))
+            return postmortem_from_row(conn.execute(sa.select(postmortems).where(where)).one())
+
+        return self._db.run(f"edit the postmortem of incident {incident_id}", tx, write=True)
+
+    def add_action_item(self, incident_id: int, *, text: str, owner: str, due: date | None,
+                        at: datetime) -> ActionItem:
+        """A new open action item on an incident's postmortem."""
+        at = utc(at, "at")
+
+        def tx(conn: Connection) -> ActionItem:
+            _require(conn, incident_id)
+            inserted = conn.execute(sa.insert(action_items).values(
+                incident_id=incident_id, text=text, owner=owner, due=due, status="open",
+                created_at=at))
+            assert inserted.inserted_primary_key is not None
+            return _action_item(conn, inserted.inserted_primary_key[0])
+
+        return self._db.run(f"add an action item to incident {incident_id}", tx, write=True)
+
+    def finish_action_item(self, item_id: int, *, at: datetime) -> tuple[ActionItem, bool]:
+        """Mark an action item done; the bool is False when it already was."""
+        at = utc(at, "at")
+
+        def tx(conn: Connection) -> tuple[ActionItem, bool]:
+            changed = conn.execute(
+                sa.update(action_items)
+                .where(action_items.c.id == item_id, action_items.c.status == "open")
+                .values(status="done", done_at=at)).rowcount == 1
+            return _action_item(conn, item_id), changed
+
+        return self._db.run(f"finish action item {item_id}", tx, write=True)
+
+    def action_items(self, *, incident_ids: Collection[int] | None = None,
+                     open_only: bool = False) -> builtins.list[ActionItem]:
+        """Action items of some incidents (all when None), by due date (undated last) then id."""
+        query = sa.select(action_items)
+        if incident_ids is not None:
+            query = query.where(action_items.c.incident_id.in_(list(incident_ids)))
+        if open_only:
+            query = query.where(action_items.c.status == "open")
+        query = query.order_by(action_items.c.due.is_(None), action_items.c.due,
+                               action_items.c.id)
+        return self._db.run(
+            "list action items",
+            lambda conn: [action_item_from_row(r) for r in conn.execute(query)],
+            write=False,
+        )
+
+
+def _notifying(tx: Callable[[Connection], tuple[Incident, Any]],
+               notifications: Notifications | None, at: datetime, unchanged: object
+               ) -> Callable[[Connection], tuple[Incident, Any]]:
+    """`tx`, then the notifications of its change enqueued in the same transaction.
+
+    A crash can then never leave a changed incident whose notification was not written.
+    """
+
+    def run(conn: Connection) -> tuple[Incident, Any]:
+        incident, change = tx(conn)
+        if notifications is not None and change is not unchanged:
+            enqueue(conn, notifications(incident), at)
+        return incident, change
+
+    return run
+
 
 def _database(url: str, root: Path) -> Database:
     parsed = resolve_url(url, root)
@@ -562,6 +681,13 @@ def _require(conn: Connection, incident_id: int) -> sa.Row:
 
 def _load(conn: Connection, incident_id: int) -> Incident:
     return incident_from_row(_require(conn, incident_id))
+
+
+def _action_item(conn: Connection, item_id: int) -> ActionItem:
+    row = conn.execute(sa.select(action_items).where(action_items.c.id == item_id)).first()
+    if row is None:
+        raise NotFound(f"no action item with id {item_id}")
+    return action_item_from_row(row)
 
 
 def _update(conn: Connection, incident_id: int, **values: Any) -> None:

@@ -36,9 +36,11 @@ def make_version_1(url: str, root: Path) -> int:
         store.add_event(incident.id, at=T0 + timedelta(minutes=1), kind=EventKind.NOTE,
                         actor="ana", text="looking")
         store.record_source("prom", ok=False, at=T0, error="timeout")
-    # Version 2 only added the leases table: dropping it gives exactly a version 1 database.
-    _execute(url, sa.text("DROP TABLE incident_leases"),
-             sa.update(schema.meta).values(value="1"))
+    # Versions 2, 3 and 4 only added tables (leases; outbox and silences; postmortems and
+    # action items): dropping them gives exactly a version 1 database.
+    _execute(url, sa.text("DROP TABLE incident_leases"), sa.text("DROP TABLE incident_outbox"),
+             sa.text("DROP TABLE incident_silences"), sa.text("DROP TABLE incident_action_items"),
+             sa.text("DROP TABLE incident_postmortems"), sa.update(schema.meta).values(value="1"))
     return incident.id
 
 

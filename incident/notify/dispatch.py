@@ -1,0 +1,121 @@
+"""The deliver stage: claim what is due → group per channel → rate limit → send → record.
+
+A failed row is retried with bounded exponential backoff on later runs (and `tries` times within
+a run), goes dead after `delivery.attempts` and then to the fallback channel. Every attempt is
+recorded on the incident's timeline by the outbox, in the same transaction as its new state.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from incident.model import Attempt, DeliveryPolicy, Envelope, OutboxItem
+from incident.notify.deliver import Delivery, Notifier
+from incident.notify.message import Message, digest
+from incident.notify.outbox import Outbox
+
+# A claim outlives any send (apprise's timeouts are seconds); past it a crashed runner's rows
+# become due again for another runner.
+CLAIM = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Rows sent as one message: one row, or a digest of a storm."""
+
+    channel: str
+    items: tuple[OutboxItem, ...]
+
+    def message(self, policy: DeliveryPolicy) -> Message:
+        """The message for the channel: the row's own, or a digest with a line per row."""
+        msgs = [Message(event=i.envelope.event, title=i.envelope.title, body=i.envelope.body,
+                        severity=i.envelope.severity) for i in self.items]
+        return msgs[0] if len(msgs) == 1 else digest(msgs, templates=policy.templates)
+
+
+def backoff(policy: DeliveryPolicy, attempts: int) -> timedelta:
+    """The wait after the `attempts`-th failure: doubling from `backoff`, at most `max_backoff`."""
+    return min(policy.backoff * 2 ** (attempts - 1), policy.max_backoff)
+
+
+def batches(items: Sequence[OutboxItem], outbox: Outbox, policy: DeliveryPolicy, now: datetime
+            ) -> tuple[list[Batch], list[OutboxItem]]:
+    """Group per channel (a storm becomes one digest) and apply the rate limit: (send, hold)."""
+    by_channel: dict[str, list[OutboxItem]] = {}
+    for item in items:
+        by_channel.setdefault(item.envelope.channel, []).append(item)
+    send: list[Batch] = []
+    hold: list[OutboxItem] = []
+    for channel, rows in by_channel.items():
+        groups = [rows] if len(rows) > policy.group_over else [[r] for r in rows]
+        budget = max(policy.rate_limit
+                     - outbox.sent_messages(channel, since=now - policy.rate_window), 0)
+        send += [Batch(channel, tuple(g)) for g in groups[:budget]]
+        hold += [r for g in groups[budget:] for r in g]
+    return send, hold
+
+
+def deliver(outbox: Outbox, notifier: Notifier, policy: DeliveryPolicy, now: datetime, *,
+            runner: str, actor: str, concurrency: int = 8, tries: int = 2) -> list[Attempt]:
+    """Deliver every due row once (up to `tries` attempts each); the attempts, all recorded.
+
+    A row that goes dead enqueues its fallback, which a second pass delivers in the same run.
+    """
+    out: list[Attempt] = []
+    for _ in range(2):
+        made = _pass(outbox, notifier, policy, now, runner=runner, actor=actor,
+                     concurrency=concurrency, tries=tries)
+        out += made
+        if not any(a.then for a in made):
+            break
+    return out
+
+
+def _pass(outbox: Outbox, notifier: Notifier, policy: DeliveryPolicy, now: datetime, *,
+          runner: str, actor: str, concurrency: int, tries: int) -> list[Attempt]:
+    items = outbox.claim_due(now=now, runner=runner, lease=CLAIM)
+    if not items:
+        return []
+    send, hold = batches(items, outbox, policy, now)
+    outbox.release([i.id for i in hold], runner=runner)
+
+    def one(batch: Batch) -> list[Attempt]:
+        message = batch.message(policy)
+        attempts: list[Attempt] = []
+        for t in range(tries):
+            result = notifier.send_one(batch.channel, message)
+            done = _attempts(batch, result, policy, now, t)
+            attempts += done
+            if result.ok or any(a.retry_at is None for a in done) or not result.retryable:
+                break
+        return attempts
+
+    out: list[Attempt] = []
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        for done in pool.map(one, send):
+            out += done
+    outbox.record_attempts(out, runner=runner, actor=actor)
+    return out
+
+
+def _attempts(batch: Batch, result: Delivery, policy: DeliveryPolicy, now: datetime, t: int
+              ) -> list[Attempt]:
+    """One attempt per row of the batch, with its next try or its fallback when it is dead."""
+    message_id = uuid.uuid4().hex if result.ok else None
+    out = []
+    for item in batch.items:
+        n = item.attempts + t + 1
+        retry_at = None if result.ok or n >= policy.attempts or not result.retryable \
+            else now + backoff(policy, n)
+        then: tuple[Envelope, ...] = ()
+        env = item.envelope
+        if not result.ok and retry_at is None and policy.fallback \
+                and env.channel != policy.fallback and not env.event_key.endswith(":fallback"):
+            then = (replace(env, channel=policy.fallback, event_key=f"{env.event_key}:fallback"),)
+        out.append(Attempt(item=item, number=n, at=now, ok=result.ok, error=result.error,
+                           message=message_id, retry_at=retry_at, then=then))
+    return out

@@ -1,0 +1,197 @@
+"""The numbers of postmortems and trend reports, as pure functions of incidents and a `now`.
+
+Definitions (the same in every report and in --json):
+
+- time to detect (TTD): opened_at − detected_at, the first breaching point to the incident.
+- time to acknowledge (TTA): the first acknowledgement on the timeline − opened_at. A reopened
+  incident loses its acknowledged_at column, so the timeline is what remembers the first one.
+- time to mitigate (TTM): the postmortem's mitigated_at − opened_at, else the first resolution.
+- time to resolve (TTR): the final resolved_at − opened_at (reopened episodes included).
+  Still open: None; `open_for` says how long so far.
+- median: the usual one (mean of the two middle values); p90: nearest rank, ⌈0.9·n⌉-th smallest.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from incident.model import EventKind, Incident
+
+FLAP_WITHIN = timedelta(minutes=10)
+
+
+def first_event(incident: Incident, kind: EventKind) -> datetime | None:
+    """The time of the first timeline event of `kind`, if any."""
+    return next((e.at for e in incident.timeline if e.kind is kind), None)
+
+
+def time_to_detect(incident: Incident) -> timedelta:
+    """opened_at − detected_at."""
+    return incident.opened_at - incident.detected_at
+
+
+def time_to_acknowledge(incident: Incident) -> timedelta | None:
+    """The first acknowledgement − opened_at; None if nobody acknowledged it."""
+    acked = first_event(incident, EventKind.ACKNOWLEDGED) or incident.acknowledged_at
+    return None if acked is None else acked - incident.opened_at
+
+
+def time_to_resolve(incident: Incident) -> timedelta | None:
+    """The final resolution − opened_at; None while it is open."""
+    return None if incident.resolved_at is None else incident.resolved_at - incident.opened_at
+
+
+def time_to_mitigate(incident: Incident, mitigated_at: datetime | None = None) -> timedelta | None:
+    """`mitigated_at` (from the postmortem) − opened_at, else the first resolution − opened_at."""
+    at = mitigated_at or first_event(incident, EventKind.RESOLVED) or incident.resolved_at
+    return None if at is None else at - incident.opened_at
+
+
+def open_for(incident: Incident, now: datetime) -> timedelta:
+    """How long it has been (or was) open: to its resolution, or to `now`."""
+    return (incident.resolved_at or now) - incident.opened_at
+
+
+def median(values: Sequence[timedelta]) -> timedelta | None:
+    """The median duration; None for no values."""
+    if not values:
+        return None
+    return timedelta(seconds=statistics.median(v.total_seconds() for v in values))
+
+
+def p90(values: Sequence[timedelta]) -> timedelta | None:
+    """The 90th percentile by nearest rank (an observed value); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[math.ceil(0.9 * len(ordered)) - 1]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Week:
+    """One 7-day bucket [start, end) with its incidents' counts and response times."""
+
+    start: datetime
+    end: datetime
+    incidents: int
+    resolved: int
+    mtta_median: timedelta | None
+    mtta_p90: timedelta | None
+    mttr_median: timedelta | None
+    mttr_p90: timedelta | None
+
+
+def week_starts(since: datetime, now: datetime) -> list[datetime]:
+    """Starts of 7-day buckets ending at `now`, oldest first; the oldest starts at `since`,
+    so it is shorter than a week when the period is not a whole number of weeks."""
+    count = max(1, math.ceil((now - since) / timedelta(days=7)))
+    return [max(since, now - timedelta(days=7) * (count - k)) for k in range(count)]
+
+
+def weekly(incidents: Iterable[Incident], since: datetime, now: datetime) -> list[Week]:
+    """Incidents bucketed by opened_at into 7-day weeks ending at `now`, with MTTA and MTTR."""
+    out = []
+    items = list(incidents)
+    starts = week_starts(since, now)
+    for start, end in zip(starts, [*starts[1:], now + timedelta(microseconds=1)], strict=True):
+        inside = [i for i in items if start <= i.opened_at < end]
+        tta = [t for t in map(time_to_acknowledge, inside) if t is not None]
+        ttr = [t for t in map(time_to_resolve, inside) if t is not None]
+        out.append(Week(start=start, end=end, incidents=len(inside), resolved=len(ttr),
+                        mtta_median=median(tta), mtta_p90=p90(tta), mttr_median=median(ttr),
+                        mttr_p90=p90(ttr)))
+    return out
+
+
+def change(current: float | None, previous: float | None) -> float | None:
+    """Relative change current/previous − 1; None when either is missing or previous is 0."""
+    if current is None or previous is None or previous == 0:
+        return None
+    return current / previous - 1
+
+
+def episodes(incident: Incident) -> int:
+    """How many times it fired: the first opening plus every reopening."""
+    return 1 + incident.reopened
+
+
+def is_flapping(incident: Incident, within: timedelta = FLAP_WITHIN) -> bool:
+    """Resolved within `within` of opening, or reopened: the check cries wolf."""
+    ttr = time_to_resolve(incident)
+    return incident.reopened > 0 or (ttr is not None and ttr <= within)
+
+
+def count_by(incidents: Iterable[Incident], key: str) -> list[tuple[str, int]]:
+    """Incidents per severity, check or label (`label:category`), most first then by name."""
+    def value(i: Incident) -> str:
+        if key.startswith("label:"):
+            return i.labels.get(key[6:], "") or "-"
+        return str(getattr(i, key).value if key == "severity" else getattr(i, key) or "-")
+
+    counts = Counter(value(i) for i in incidents)
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recurring:
+    """A fingerprint that fired more than once in the period: it needs a root-cause fix."""
+
+    fingerprint: str
+    check: str | None
+    episodes: int
+    incident_ids: tuple[int, ...]
+    last_opened: datetime
+    open_action_items: tuple[int, ...] = field(default=())
+
+
+def recurring(incidents: Iterable[Incident], open_items: Mapping[int, Sequence[int]] | None = None,
+              min_episodes: int = 2) -> list[Recurring]:
+    """Fingerprints with at least `min_episodes` episodes (reopenings count), most first.
+
+    `open_items` maps an incident id to its open action items' ids.
+    """
+    groups: dict[str, list[Incident]] = {}
+    for i in incidents:
+        groups.setdefault(i.fingerprint, []).append(i)
+    out = []
+    for fp, group in groups.items():
+        n = sum(episodes(i) for i in group)
+        if n < min_episodes:
+            continue
+        ids = tuple(sorted(i.id for i in group))
+        items = tuple(sorted(x for i in ids for x in (open_items or {}).get(i, ())))
+        out.append(Recurring(fingerprint=fp, check=group[0].check, episodes=n, incident_ids=ids,
+                             last_opened=max(i.opened_at for i in group),
+                             open_action_items=items))
+    return sorted(out, key=lambda r: (-r.episodes, r.fingerprint))
+
+
+def flapping(incidents: Iterable[Incident], within: timedelta = FLAP_WITHIN
+             ) -> list[tuple[str, int]]:
+    """Checks with flapping incidents (see is_flapping), most first."""
+    counts = Counter(i.check or "-" for i in incidents if is_flapping(i, within))
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def noisiest(incidents: Iterable[Incident], top: int = 5) -> list[tuple[str, int]]:
+    """Checks by episodes (incidents plus reopenings), the noisiest first."""
+    counts: Counter[str] = Counter()
+    for i in incidents:
+        counts[i.check or "-"] += episodes(i)
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+
+
+def drill_passed(incident: Incident) -> bool:
+    """A drill passes when the team acknowledged it and it was resolved."""
+    return time_to_acknowledge(incident) is not None and incident.resolved_at is not None
+
+
+def drill_stats(incidents: Iterable[Incident]) -> tuple[int, int]:
+    """(drills run, drills passed)."""
+    drills = [i for i in incidents if i.drill]
+    return len(drills), sum(drill_passed(i) for i in drills)

@@ -1,0 +1,226 @@
+"""The notification pipeline against real receivers on 127.0.0.1: what ARRIVED, exactly once."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from incident.config import load_project
+from incident.engine import Engine
+from incident.model import Labels
+from incident.notify import Notifier
+from incident.notify.actions import acknowledge
+from incident.store import Store
+from incident.testing import FrameSource, HTTPReceiver, SMTPReceiver
+
+T0 = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
+MINUTES = 30
+
+
+def frame(n: int, start: list[int] | None = None) -> pd.DataFrame:
+    """n series of node load; series i breaches (5.0) from minute start[i] on, else 0.5."""
+    start = start or [0] * n
+    index = pd.date_range(T0, periods=MINUTES, freq="1min", name="time")
+    data = {Labels({"instance": f"web-{i:03d}"}):
+            np.where(np.arange(MINUTES) >= start[i], 5.0, 0.5) for i in range(n)}
+    return pd.DataFrame(data, index=index, dtype=float)
+
+
+def project(root: Path, channels: dict[str, str], extra: str = "",
+            route: str = "  - notify: [oncall]") -> Path:
+    """A one-check project (load above 1, one incident per instance) notifying `channels`."""
+    for part in ("checks", "runbooks"):
+        (root / part).mkdir(parents=True, exist_ok=True)
+    chans = "".join(f'  {k}: "{v}"\n' for k, v in channels.items())
+    (root / "incident.yaml").write_text(
+        f"sources:\n  fake: {{type: file, path: data/}}\nchannels:\n{chans}routes:\n{route}\n"
+        + extra)
+    (root / "checks" / "load.yaml").write_text(
+        "name: load\nquery: node_load1\nlookback: 30m\nseverity: critical\n"
+        "detector: {type: threshold, above: 1}\ngroup_by: [instance]\n")
+    return root
+
+
+class Runner:
+    """One engine with its own store connection (a second Runner is a second cron host)."""
+
+    def __init__(self, root: Path, data: pd.DataFrame) -> None:
+        self.project = load_project(root, {})
+        self.store = Store.connect(self.project.settings.store, root=root)
+        self.engine = Engine(self.project, {"fake": FrameSource("fake", data)}, self.store,
+                             Notifier(self.project.settings, root))
+
+    def at(self, minute: float) -> None:
+        """Run every check as of T0 + minute."""
+        self.engine.run(T0 + timedelta(minutes=minute))
+
+
+def ids_in(received: list[dict]) -> Counter[int]:
+    """How many times each incident id arrived (a digest line counts for its incident)."""
+    found: Counter[int] = Counter()
+    for r in received:
+        found.update(int(x) for x in re.findall(r"#(\d+):", r["body"]["title"] + "\n"
+                                                 + r["body"]["message"]))
+    return found
+
+
+DELIVERY = "delivery: {attempts: 20, backoff: 30s, max_backoff: 1m, rate_limit: 10000/1m, " \
+           "group_over: 1000}\n"
+
+
+def test_receiver_down_for_five_runs_while_200_open_then_everything_arrives_once(
+        tmp_path: Path) -> None:
+    """200 incidents open over 5 runs with the receiver down; once up, each arrives exactly once."""
+    with HTTPReceiver() as rx:
+        root = project(tmp_path, {"oncall": rx.url().replace("cto=2&rto=2", "cto=1&rto=1")},
+                       DELIVERY)
+        runner = Runner(root, frame(200, [i // 40 for i in range(200)]))
+        rx.fail = True
+        for minute in range(5):
+            runner.at(minute)
+        assert rx.received == []
+        assert len(runner.store.outbox(statuses=["pending"])) == 200
+        rx.fail = False
+        runner.at(5)
+        runner.at(6)
+        assert ids_in(rx.received) == Counter({i.id: 1 for i in runner.store.list(limit=1000)})
+        assert len(rx.received) == 200
+        first = runner.store.get(min(i.id for i in runner.store.list(limit=1000)))
+        notes = [e.text for e in first.timeline if e.kind.value == "notified"]
+        assert len(notes) == 11 and notes[-1].endswith("delivered (attempt 11)")
+        assert all("failed" in n for n in notes[:-1])
+        runner.store.close()
+
+
+def test_two_runners_racing_deliver_every_notification_exactly_once(tmp_path: Path) -> None:
+    """Two engines on one store, each with its own connection, race through outage and recovery."""
+    with HTTPReceiver() as rx:
+        root = project(tmp_path, {"oncall": rx.url().replace("cto=2&rto=2", "cto=1&rto=1")},
+                       DELIVERY)
+        data = frame(60, [i // 20 for i in range(60)])
+        runners = [Runner(root, data), Runner(root, data)]
+        for minute in range(6):
+            rx.fail = minute < 3
+            threads = [threading.Thread(target=r.at, args=(minute,)) for r in runners]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        incidents = runners[0].store.list(limit=1000)
+        assert len(incidents) == 60
+        assert ids_in(rx.received) == Counter({i.id: 1 for i in incidents})
+        assert runners[0].store.outbox(statuses=["pending", "dead"]) == []
+        for r in runners:
+            r.store.close()
+
+
+def test_a_storm_of_50_is_one_message_per_channel(tmp_path: Path) -> None:
+    """50 incidents opening in one run reach each channel as one digest with a line per incident."""
+    with HTTPReceiver() as rx, SMTPReceiver() as mail:
+        root = project(tmp_path, {"oncall": rx.url(), "mail": mail.url()},
+                       route="  - notify: [oncall, mail]")
+        runner = Runner(root, frame(50))
+        runner.at(1)
+        assert len(rx.received) == 1 and len(mail.messages) == 1
+        assert set(ids_in(rx.received)) == {i.id for i in runner.store.list(limit=100)}
+        assert rx.received[0]["body"]["title"].startswith("50 incident notifications: 50 opened")
+        text = mail.messages[0].get_payload(decode=True).decode()
+        assert text.count("OPENED #") == 50
+        runner.store.close()
+
+
+def test_dead_after_the_attempt_limit_then_the_fallback_channel_gets_it(tmp_path: Path) -> None:
+    """Two failed attempts make the row dead; the fallback channel receives the message."""
+    with HTTPReceiver() as down, HTTPReceiver() as backup:
+        root = project(tmp_path, {"oncall": down.url(), "backup": backup.url("/backup")},
+                       "delivery: {attempts: 2, fallback: backup}\n")
+        down.fail = True
+        runner = Runner(root, frame(1))
+        runner.at(1)
+        assert down.received == []
+        [got] = backup.received
+        assert "OPENED" in got["body"]["title"]
+        [dead] = runner.store.outbox(statuses=["dead"])
+        assert dead.attempts == 2 and dead.envelope.channel == "oncall"
+        runner.store.close()
+
+
+def test_repeat_and_escalation_until_acknowledged(tmp_path: Path) -> None:
+    """Reminders every 10m and one escalation after 15m; acknowledging stops both and is announced."""
+    with HTTPReceiver() as rx, HTTPReceiver() as boss:
+        route = ("  - notify: [oncall]\n    repeat: 10m\n"
+                 "    escalate: {after: 15m, notify: [managers]}")
+        root = project(tmp_path, {"oncall": rx.url(), "managers": boss.url("/boss")},
+                       route=route)
+        runner = Runner(root, frame(1))
+        for minute in range(0, 22):
+            runner.at(minute)
+        titles = [r["body"]["title"] for r in rx.received]
+        assert [t.split("]")[1].split("#")[0].strip() for t in titles] == [
+            "OPENED", "STILL OPEN, not acknowledged", "STILL OPEN, not acknowledged"]
+        assert ["ESCALATED" in r["body"]["title"] for r in boss.received] == [True]
+        [incident] = runner.store.list()
+        acknowledge(runner.project, runner.store, incident.id, actor="ana",
+                    now=T0 + timedelta(minutes=22))
+        assert "ACKNOWLEDGED" in rx.received[-1]["body"]["title"]
+        for minute in range(22, 45):
+            runner.at(minute)
+        assert len(rx.received) == 4 and len(boss.received) == 1
+        runner.store.close()
+
+
+def test_a_silenced_incident_opens_and_is_recorded_but_does_not_page(tmp_path: Path) -> None:
+    """A silence on instance=~web-00.* keeps web-000 quiet; its timeline says why."""
+    with HTTPReceiver() as rx:
+        root = project(tmp_path, {"oncall": rx.url()})
+        runner = Runner(root, frame(1))
+        runner.store.add_silence(match={}, match_re={"instance": "web-00.*"}, starts_at=T0,
+                                 ends_at=T0 + timedelta(hours=2), comment="deploy",
+                                 created_by="ana", at=T0)
+        runner.at(1)
+        [incident] = runner.store.list()
+        assert rx.received == []
+        notes = [e.text for e in runner.store.get(incident.id).timeline
+                 if e.kind.value == "notified"]
+        assert notes == ["not sent: silence #1 (deploy)"]
+        runner.store.close()
+
+
+def test_a_failed_delivery_never_shows_the_channel_secret(tmp_path: Path) -> None:
+    """The token in a failing channel URL is on no timeline line and in no outbox error."""
+    with HTTPReceiver() as rx:
+        rx.fail = True
+        secret = "s3cr3t-t0ken-abcdef123456"
+        url = f"json://bot:{secret}@127.0.0.1:{rx.port}/hook?cto=1&rto=1"
+        root = project(tmp_path, {"oncall": url})
+        runner = Runner(root, frame(1))
+        runner.at(1)
+        [incident] = runner.store.list()
+        texts = [e.text + str(e.data) for e in runner.store.get(incident.id).timeline]
+        errors = [i.last_error or "" for i in runner.store.outbox()]
+        assert any("failed" in t for t in texts)
+        assert not any(secret in t for t in texts + errors)
+        runner.store.close()
+
+
+def test_drill_incidents_never_reach_real_channels(tmp_path: Path) -> None:
+    """A drill incident opened in the store enqueues nothing."""
+    with HTTPReceiver() as rx:
+        root = project(tmp_path, {"oncall": rx.url()})
+        runner = Runner(root, frame(1))
+        from incident.model import Severity
+
+        runner.store.open_incident(
+            fingerprint="drill:x", check=None, title="drill", severity=Severity.CRITICAL,
+            labels={}, runbook=None, detected_at=T0, at=T0, value=None,
+            reopen_window=timedelta(0), actor="drill", drill=True,
+            notifications=runner.engine.pipeline.on("opened", T0))
+        runner.engine.pipeline.deliver(T0)
+        assert rx.received == [] and runner.store.outbox() == []
+        runner.store.close()
