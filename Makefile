@@ -10,7 +10,7 @@ PG_BIN   = $(firstword $(wildcard /usr/lib/postgresql/*/bin))
 .PHONY: sample test system-deps lint
 
 $(BIN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
