@@ -149,3 +149,11 @@ def test_history_after_two_incidents_shows_times_notes_skips_and_lessons(project
     assert history.index("#2 ") < history.index("#1 ")
     listed = json.loads(cli(project, "runbook", "list", "--json"))
     assert {r["name"]: r["incidents"] for r in listed}["database-failure"] == 2
+
+
+def test_sample_project_runbooks_lint_clean() -> None:
+    """The shipped sample project has a runbook for every check and no lint findings."""
+    repo = Path(__file__).resolve().parent.parent
+    result = CliRunner().invoke(main, ["--project", str(repo), "runbook", "lint"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().endswith(": clean")
