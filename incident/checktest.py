@@ -38,13 +38,12 @@ import numpy as np
 from yaml.nodes import Node, SequenceNode
 
 from incident.config import _Reader
-from incident.errors import ConfigError, ConfigProblem, QueryError
+from incident.errors import ConfigError, ConfigProblem
 from incident.model import Incident, Labels, Position, Project, Status
-from incident.sources import frame
+from incident.sources.local import StorageSource
 from incident.timeutil import format_duration
 
 if TYPE_CHECKING:
-    import pandas as pd
 
     from incident.sources.promql.storage import MemoryStorage
 
@@ -346,44 +345,6 @@ def _read_firing(r: _Reader, node: Node, field: str, checks: Sequence[str] | Non
 
 
 # ---------------------------------------------------------------- the source
-
-
-class StorageSource:
-    """A Source over series held in memory, answered by the local PromQL engine."""
-
-    def __init__(self, name: str, storage: MemoryStorage) -> None:
-        self.name = name
-        self.storage = storage
-
-    def query_range(self, query: str, start: datetime, end: datetime, step: timedelta
-                    ) -> pd.DataFrame:
-        """The query over the stored series, evaluated like Prometheus's query_range."""
-        result = self._range(query, start, end, step)
-        return frame(result.timestamps, result.series)
-
-    def api_query(self, query: str, at: datetime) -> dict[str, Any]:
-        """An instant query in Prometheus's HTTP API shape."""
-        from incident.sources.promql import PromQLError, evaluate_instant
-
-        try:
-            return evaluate_instant(query, self.storage, at.timestamp()).to_api_json()
-        except PromQLError as exc:
-            raise QueryError(self.name, str(exc)) from None
-
-    def api_query_range(self, query: str, start: datetime, end: datetime, step: timedelta
-                        ) -> dict[str, Any]:
-        """A range query in Prometheus's HTTP API shape."""
-        return self._range(query, start, end, step).to_api_json()
-
-    def _range(self, query: str, start: datetime, end: datetime, step: timedelta) -> Any:
-        from incident.sources.promql import PromQLError, evaluate_range
-
-        try:
-            return evaluate_range(query, self.storage, start.timestamp(), end.timestamp(),
-                                  step.total_seconds())
-        except PromQLError as exc:
-            raise QueryError(self.name, str(exc)) from None
-
 
 def storage_of(series: Sequence[InputSeries], interval: timedelta,
                origin: datetime = ORIGIN) -> MemoryStorage:

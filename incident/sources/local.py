@@ -1,4 +1,4 @@
-"""The embedded default source: recorded series on disk, answered by the local PromQL engine."""
+"""The embedded default source: recorded series, answered by the local PromQL engine."""
 
 from __future__ import annotations
 
@@ -15,29 +15,19 @@ if TYPE_CHECKING:
     from incident.sources.promql.storage import MemoryStorage
 
 
-class FileSource:
-    """OpenMetrics and CSV files under one path, read once per process."""
+class StorageSource:
+    """A Source over series already in memory (check tests, backtests, and FileSource)."""
 
-    def __init__(self, spec: SourceSpec) -> None:
-        assert spec.path is not None
-        self.name = spec.name
-        self._path = spec.path
-        self._storage: MemoryStorage | None = None
+    def __init__(self, name: str, storage: MemoryStorage) -> None:
+        self.name = name
+        self.storage = storage
 
-    def storage(self) -> MemoryStorage:
-        """Every series under the path, loaded on first use."""
-        if self._storage is None:
-            from incident.sources.files import load_series
-
-            if not self._path.exists():
-                raise SourceError(self.name, f"{self._path} does not exist "
-                                             "(for the sample project: incident simulate)")
-            self._storage = load_series(self._path, source=self.name)
-        return self._storage
+    def _data(self) -> MemoryStorage:
+        return self.storage
 
     def query_range(self, query: str, start: datetime, end: datetime, step: timedelta
                     ) -> pd.DataFrame:
-        """The query on the recorded data, evaluated like Prometheus's query_range."""
+        """The query on the stored series, evaluated like Prometheus's query_range."""
         result = self._range(query, start, end, step)
         return frame(result.timestamps, result.series)
 
@@ -46,7 +36,7 @@ class FileSource:
         from incident.sources.promql import PromQLError, evaluate_instant
 
         try:
-            return evaluate_instant(query, self.storage(), at.timestamp()).to_api_json()
+            return evaluate_instant(query, self._data(), at.timestamp()).to_api_json()
         except PromQLError as exc:
             raise QueryError(self.name, str(exc)) from None
 
@@ -59,7 +49,27 @@ class FileSource:
         from incident.sources.promql import PromQLError, evaluate_range
 
         try:
-            return evaluate_range(query, self.storage(), start.timestamp(), end.timestamp(),
+            return evaluate_range(query, self._data(), start.timestamp(), end.timestamp(),
                                   step.total_seconds())
         except PromQLError as exc:
             raise QueryError(self.name, str(exc)) from None
+
+
+class FileSource(StorageSource):
+    """OpenMetrics and CSV files under one path, read once per process on first use."""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        assert spec.path is not None
+        self.name = spec.name
+        self._path = spec.path
+        self._loaded: MemoryStorage | None = None
+
+    def _data(self) -> MemoryStorage:
+        if self._loaded is None:
+            from incident.sources.files import load_series
+
+            if not self._path.exists():
+                raise SourceError(self.name, f"{self._path} does not exist "
+                                             "(for the sample project: incident simulate)")
+            self._loaded = load_series(self._path, source=self.name)
+        return self._loaded
