@@ -13,9 +13,13 @@ different to it (its pending run is cut at the window start, its breach may have
 window). At the steps where an episode straddles the window start, the backtest judges that
 step's own window with the engine's `judge`, which is what a cron run does: the result is
 the same by construction, at the cost of one `judge` per such step (`Backtest.judged`).
-Only threshold and absent episodes are derived this way; detectors that look further back
-(change's `offset`, anomaly's baseline, burn_rate's long window) are judged at every step,
-still from the one read.
+Threshold and absent episodes are derived this way. So are change episodes, whose window
+judges like the whole history from `offset` after its start (before that a point has no
+reference: no evidence, which holds and never breaches); what straddles that point is
+judged. A step whose window holds every row of the frame that has data sees exactly what
+the whole history shows, so it is derived for anomaly too (a backtest that starts where
+the data does, a check test shorter than the lookback). Everything else (anomaly's
+baseline otherwise, burn_rate) is judged at every step, still from the one read.
 
 The one difference that remains: a frame cannot tell a series that returned NaN values
 (0/0) for a whole window from a series that returned nothing. Both count as absent here; a
@@ -34,7 +38,15 @@ import numpy as np
 
 from incident.engine import Finding, State, fingerprint, judge
 from incident.errors import UsageError
-from incident.model import AbsentParams, Check, Labels, NoData, ThresholdParams
+from incident.model import (
+    AbsentParams,
+    AnomalyParams,
+    ChangeParams,
+    Check,
+    Labels,
+    NoData,
+    ThresholdParams,
+)
 from incident.timeutil import align
 
 if TYPE_CHECKING:
@@ -45,7 +57,8 @@ if TYPE_CHECKING:
 # Prometheus refuses more than 11,000 points per series in one query_range.
 MAX_POINTS = 10_000
 _NONE = np.iinfo(np.int64).max  # "no such row" in the row-index arrays below
-_CLIPPED_ONLY = (ThresholdParams, AbsentParams)
+# Detectors whose episodes are derived from one pass over the frame (see the module docstring).
+_DERIVED = (ThresholdParams, AbsentParams, ChangeParams, AnomalyParams)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +84,7 @@ class Backtest:
     steps: int
     judged: int  # steps where an episode straddled the window start: judged on their own window
     incidents: tuple[BacktestIncident, ...]
+    changed_at: tuple[datetime, ...] = ()  # the runs that opened, reopened or resolved one
 
 
 def steps(check: Check, start: datetime, end: datetime) -> list[datetime]:
@@ -117,9 +131,11 @@ def backtest(check: Check, source: Source, start: datetime, end: datetime,
     data = read(check, source, times[0] - check.lookback, times[0] - check.lookback
                 + (len(times) - 1 + span) * check.every)
     findings = _Findings(check, data, span, times)
-    incidents = _replay(check, times, findings, reopen_window)
+    changed: list[datetime] = []
+    incidents = _replay(check, times, findings, reopen_window, changed)
     return Backtest(check=check.name, start=start, end=end, every=check.every, steps=len(times),
-                    judged=findings.judged, incidents=tuple(incidents))
+                    judged=findings.judged, incidents=tuple(incidents),
+                    changed_at=tuple(changed))
 
 
 def _rows_per_window(check: Check) -> int:
@@ -141,8 +157,8 @@ class _Findings:
         values = data.to_numpy(dtype=np.float64)
         n = values.shape[0]
         notna = ~np.isnan(values)
-        vectorised = isinstance(check.detector, _CLIPPED_ONLY)
-        firings = detect(data, check.detector, self.index[-1]) if n and vectorised else []
+        derived = isinstance(check.detector, _DERIVED) and _pairs_alike(data)
+        firings = detect(data, check.detector, self.index[-1]) if n and derived else []
         row = {t: i for i, t in enumerate(self.index)}
 
         # Group the columns, and every firing, by fingerprint.
@@ -163,10 +179,12 @@ class _Findings:
         j = np.arange(n_steps)
         in_window = counts[j + span + 1] - counts[j] > 0  # (steps, columns)
 
-        # Threshold and absent episodes differ between a window and the whole history only
-        # where they straddle the window start (marked below). Other detectors look further
-        # back (a reference `offset` ago, a seasonal baseline): every step is judged whole.
-        self.fallback = np.full(n_steps, not isinstance(check.detector, _CLIPPED_ONLY))
+        # Threshold, absent and change episodes differ between a window and the whole history
+        # only where they straddle the row from which the window judges like the history
+        # (marked below). Anomaly's baseline reaches back past any window: judged whole,
+        # unless the window holds all the data there is. So does burn_rate's.
+        blind = _blind_rows(check) if derived else None
+        self.fallback = np.full(n_steps, blind is None)
         for g in self.groups.values():
             cols = g["columns"]
             last = values[j + span][:, cols] if cols else np.empty((n_steps, 0))
@@ -185,16 +203,23 @@ class _Findings:
                 if hi > lo:  # active: fired at or before the last row, ends after it
                     detected[lo:hi] = np.minimum(detected[lo:hi], s)
                     g["exists"][lo:hi] = True
-                if e != _NONE:  # ended inside the window: rows j < e ≤ j+K
-                    lo, hi = max(e - span, 0), min(e, n_steps)
+                # Ended inside the judged part of the window: rows j+O < e ≤ j+K.
+                if e != _NONE:
+                    lo, hi = max(e - span, 0), min(e - (blind or 0), n_steps)
                     if hi > lo:
                         cleared[lo:hi] = np.maximum(cleared[lo:hi], e)
                         g["exists"][lo:hi] = True
-                # Straddling the window start: this run sees the episode cut; judge it whole.
-                lo, hi = max(s, fr - span, 0), min(e, n_steps)
-                if hi > lo:
-                    self.fallback[lo:hi] = True
+                # Straddling row j+O: this run sees the episode cut; judge its window whole.
+                if blind is not None:
+                    lo, hi = max(s - blind, fr - span, 0), min(e - blind, n_steps)
+                    if hi > lo:
+                        self.fallback[lo:hi] = True
             g["detected"], g["cleared"] = detected, cleared
+        if derived:
+            # Up to the first row with data, a window holds all the data the frame has, so
+            # its run sees what the one pass saw.
+            first = int(np.argmax(notna.any(axis=1))) if notna.any() else n
+            self.fallback[:first + 1] = False
 
     def at(self, j: int) -> list[Finding]:
         """The findings of the run at step j."""
@@ -229,6 +254,33 @@ class _Findings:
                                    state=State.FIRING if holding else State.CLEAR,
                                    cleared_at=self.index[cleared] if cleared >= 0 else None))
         return out
+
+
+def _pairs_alike(data: pd.DataFrame) -> bool:
+    """True when every window pairs the detector's extra columns with its own as the frame does.
+
+    A lone extra column (a `total` summed over everything) applies to every series; with
+    several, a window that lost all but one of them would apply that one to every series.
+    """
+    from incident.detectors.inputs import split
+
+    return all(extra.shape[1] <= 1 for extra in split(data)[1].values())
+
+
+def _blind_rows(check: Check) -> int | None:
+    """O: the rows at a window's start where its run judges unlike the whole history does.
+
+    A run at step j judges rows j+O … j+K exactly as one pass over the whole history, and
+    rows j … j+O-1 as no evidence either way (they hold, they never breach): 0 for
+    threshold and absent, the `offset` for change (no reference inside the window). None
+    when no such O exists (anomaly's baseline, burn_rate's windows).
+    """
+    p = check.detector
+    if isinstance(p, (ThresholdParams, AbsentParams)):
+        return 0
+    if isinstance(p, ChangeParams):
+        return -(-p.offset // check.every)  # a row that is not on the grid has no reference
+    return None
 
 
 def _missing_since(rows_present: np.ndarray, j: np.ndarray, span: int) -> np.ndarray:
@@ -272,8 +324,11 @@ class _Open:
 
 
 def _replay(check: Check, times: Sequence[datetime], findings: _Findings,
-            reopen_window: timedelta) -> list[BacktestIncident]:
-    """The engine's incident rules (Engine._apply, Store.open_incident), one step at a time."""
+            reopen_window: timedelta, changed: list[datetime]) -> list[BacktestIncident]:
+    """The engine's incident rules (Engine._apply, Store.open_incident), one step at a time.
+
+    Appends to `changed` each run time at which an incident opened, reopened or resolved.
+    """
     every: list[_Open] = []
     active: dict[str, _Open] = {}
     latest: dict[str, _Open] = {}  # the last incident of each fingerprint
@@ -298,11 +353,13 @@ def _replay(check: Check, times: Sequence[datetime], findings: _Findings,
                                 detected_at=f.detected_at or now, opened_at=now)
                     every.append(new)
                     active[f.fingerprint] = latest[f.fingerprint] = new
+                changed.append(now)
             elif current is not None and (f.state is State.CLEAR
                                           or check.no_data is NoData.RESOLVE):
                 cleared = f.cleared_at
                 current.resolved_at = cleared if cleared and cleared > current.opened_at else now
                 del active[f.fingerprint]
+                changed.append(now)
     return [BacktestIncident(fingerprint=o.fingerprint, labels=o.labels,
                              detected_at=o.detected_at, opened_at=o.opened_at,
                              resolved_at=o.resolved_at, reopened=o.reopened) for o in every]

@@ -7,6 +7,13 @@ temporary directory — at every `evaluation_interval` from 0, over a source tha
 checks' PromQL on the input series with the local engine. Times are relative to the test's
 start, which is the Unix epoch, as in promtool.
 
+Where `evaluation_interval` is the checks' own `every` and every `at` falls on that grid,
+the runs that change nothing are left out: the engine runs at the times a backtest of each
+check (which agrees exactly with running at every step) opens, reopens or resolves an
+incident, and at each `at`. The store then goes through the same states, and a check with a
+lookback of days is tested in a second, not one engine run per minute of input. Checks with
+`no_data: alert` always run at every step (the one case the backtest can tell apart).
+
     evaluation_interval: 1m
     tests:
       - name: a 5xx burst opens one incident per service
@@ -407,7 +414,7 @@ def run_test(test: CheckTest, project: Project, evaluation_interval: timedelta) 
         store = Store.connect(settings.store, root=Path(tmp))
         try:
             engine = Engine(isolated, sources, store, Notifier(settings, Path(tmp)))
-            for at in _run_times(test, evaluation_interval):
+            for at in _run_times(test, evaluation_interval, isolated, sources):
                 engine.run(ORIGIN + at)
                 for e in (e for e in test.expect if e.at == at):
                     failures += _compare(e, isolated, store, sources)
@@ -416,11 +423,30 @@ def run_test(test: CheckTest, project: Project, evaluation_interval: timedelta) 
     return TestResult(name=test.name, position=test.position, failures=tuple(failures))
 
 
-def _run_times(test: CheckTest, step: timedelta) -> list[timedelta]:
-    """0, step, 2·step … up to the last expectation, plus every expectation's own time."""
+def _run_times(test: CheckTest, step: timedelta, project: Project,
+               sources: dict[str, StorageSource]) -> list[timedelta]:
+    """0, step, 2·step … up to the last expectation, plus every expectation's own time.
+
+    Only the runs that change an incident, and the expectations' times, when the grid is the
+    checks' own (see the module docstring).
+    """
+    from incident.backtest import backtest
+    from incident.errors import SourceError
+    from incident.model import NoData
+
     last = max((e.at for e in test.expect), default=timedelta(0))
-    grid = {step * i for i in range(int(last / step) + 1)}
-    return sorted(grid | {e.at for e in test.expect})
+    ats = {e.at for e in test.expect}
+    every_step = sorted({step * i for i in range(int(last / step) + 1)} | ats)
+    if any(c.every != step or c.no_data is NoData.ALERT for c in project.checks) \
+            or any(at % step for at in ats):
+        return every_step
+    reopen = project.settings.reopen_window
+    try:
+        changed = {t - ORIGIN for c in project.checks for t in
+                   backtest(c, sources[c.source], ORIGIN, ORIGIN + last, reopen).changed_at}
+    except SourceError:  # a query the engine reports as the check's error: let it show
+        return every_step
+    return sorted(changed | ats)
 
 
 def _compare(e: Expectation, project: Project, store: Any, sources: dict[str, StorageSource]
@@ -481,14 +507,17 @@ def _incident_matches(x: ExpectedIncident, g: dict[str, Any]) -> bool:
 def _actual_firing(at: timedelta, project: Project, sources: dict[str, StorageSource]
                    ) -> list[tuple[str, Labels, float]]:
     """The series each check's detector finds firing at `at`, over the window the engine reads."""
-    from incident.detectors import detect
+    from incident.detectors import detect, inputs
     from incident.engine import window
 
     now = ORIGIN + at
     out = []
     for check in project.checks:
         start, end = window(check, now)
-        data = sources[check.source].query_range(check.query, start, end, check.every)
+        # The detector's own queries (a volume guard's `total`, burn_rate's) too, as the engine.
+        data = inputs.combine({
+            name: sources[check.source].query_range(query, start, end, check.every)
+            for name, query in inputs.queries(check.query, check.detector).items()})
         out += [(check.name, f.labels, f.value)
                 for f in detect(data, check.detector, now) if f.active]
     return out
