@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 
 from incident.config import load_project
 from incident.errors import ConfigError, ConfigProblem
-from incident.model import Project, SourceSpec
+from incident.model import Drill, Project, SourceSpec
 
 if TYPE_CHECKING:
+    from incident.drills.run import Scorecard
     from incident.engine import Engine
     from incident.notify import Notifier
     from incident.sources import Source
@@ -83,3 +84,24 @@ def local_time(t: datetime | None, project: Project) -> str:
     from zoneinfo import ZoneInfo
 
     return t.astimezone(ZoneInfo(project.settings.timezone)).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def drill_window(t0: datetime, t1: datetime, project: Project) -> str:
+    """A drill's scenario clock for people: `2026-11-24 18:10–18:40 CST`."""
+    a, b = local_time(t0, project), local_time(t1, project)
+    same_day = a[:10] == b[:10]
+    return f"{a[:16]}–{b[11:16] if same_day else b[:16]}{a[19:]}"
+
+
+def run_drill(project: Project, store: Store, drill: Drill, *, start: datetime, live: bool,
+              actor: str) -> tuple[Scorecard, Path]:
+    """Run one drill against the project's real sources and store; the scorecard, saved."""
+    from incident.drills import scorecard
+    from incident.drills.run import Clock, run
+    from incident.timeutil import utcnow
+
+    card = run(project, drill, store, sources(project), start=start, clock=Clock(now=utcnow),
+               live=live, actor=actor)
+    path = scorecard.save(card, drill_window(card.start, card.end, project),
+                          project.root / "reports")
+    return card, path

@@ -18,7 +18,7 @@ import click
 
 from incident import app
 from incident.errors import ConfigError, IncidentError, NotFound, UsageError
-from incident.model import Project, Severity, Status
+from incident.model import Check, Project, Severity, Status
 from incident.timeutil import format_duration, parse_duration, parse_time, utcnow
 
 if TYPE_CHECKING:
@@ -198,20 +198,24 @@ def db_upgrade(c: Ctx) -> None:
 @command
 def open_(c: Ctx, title: str, severity: str, runbook: str | None, labels: tuple[str, ...],
           by: str | None, as_json: bool) -> None:
-    """Open an incident by hand (a customer report, a vendor's outage notice).
+    """Open an incident by hand (a customer report, a vendor's outage notice) and page its routes.
+
+    It is routed and notified like a detected one; a failed page is retried by the next check.
 
     Example:  incident open "Card payments failing per support" --severity critical --runbook payment-failure
     """
+    from incident.manual import delivery_text, open_manual
     from incident.views import incident_json
 
     if runbook:
         _known_runbook(c.project, runbook)
     pairs = dict(_label(x) for x in labels)
     with _store(c.project) as store:
-        incident = _open_manual(store, c.project, title, Severity(severity), pairs, runbook,
-                                _actor(by))
+        incident, sent = open_manual(c.project, store, title=title, severity=Severity(severity),
+                                     labels=pairs, runbook=runbook, actor=_actor(by), now=utcnow())
+    told = delivery_text(incident, sent)
     _emit(incident_json(incident)) if as_json else click.echo(
-        f"opened #{incident.id}: {incident.title}")
+        f"opened #{incident.id}: {incident.title}" + (f"; {told}" if told else ""))
 
 
 @main.command()
@@ -786,6 +790,194 @@ def update(c: Ctx, incident_id: int, message: str, to: tuple[str, ...], by: str 
 
 
 @main.group()
+def drill() -> None:
+    """Drills: rehearse emergencies through the real pipeline, scored (drills/*.yaml)."""
+
+
+@drill.command("run")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--at", "at", metavar="T", help="Start of the scenario's clock (default: the last "
+              "DURATION of data for a replay, now for --live).")
+@click.option("--live", is_flag=True, help="Run in real time for a game day: people ack, do "
+              "runbook steps and resolve with the normal commands, and are scored.")
+@click.option("--by", help="Who runs it (default $INCIDENT_USER or $USER).")
+@json_option
+@pass_ctx
+@command
+def drill_run(c: Ctx, names: tuple[str, ...], at: str | None, live: bool, by: str | None,
+              as_json: bool) -> None:
+    """Replay a scenario's faults through the checks, store and routing; print the scorecard.
+
+    Exit 1 when an expectation failed or the steady state was not met (aborted).
+
+    \b
+    Example:  incident drill run database-failure
+              incident drill run payment-failure --at 2026-11-24T02:00:00Z
+              incident drill run database-failure --live --by alice
+    """
+    from incident.drills.run import select
+
+    cards = []
+    with _store(c.project) as store:
+        for d in select(c.project, names):
+            start = _time(at, utcnow() if live else utcnow() - d.duration)
+            cards.append(app.run_drill(c.project, store, d, start=start, live=live,
+                                       actor=_actor(by)))
+    _drill_results(c.project, cards, as_json)
+
+
+def _drill_results(project: Project, cards: list[Any], as_json: bool) -> None:
+    from incident.drills import scorecard
+
+    if as_json:
+        _emit([card.as_dict() | {"saved": str(path)} for card, path in cards])
+    else:
+        for card, path in cards:
+            click.echo(scorecard.text(card, app.drill_window(card.start, card.end, project)))
+            click.echo(f"  scorecard: {path.relative_to(project.root)}")
+    if any(card.status != "passed" for card, _ in cards):
+        sys.exit(1)
+
+
+@drill.command("due")
+@click.option("--by", help="Who runs them (default $INCIDENT_USER or $USER).")
+@json_option
+@pass_ctx
+@command
+def drill_due(c: Ctx, by: str | None, as_json: bool) -> None:
+    """Run every drill whose schedule came due since its last run (for cron).
+
+    \b
+    Example:  */10 * * * *  incident --project /srv/shop drill due
+    """
+    from incident.drills.schedule import status
+
+    now = utcnow()
+    with _store(c.project) as store:
+        due = [s.drill for s in status(c.project.drills, store.drill_runs(limit=10_000), now)
+               if s.due]
+        cards = [app.run_drill(c.project, store, d, start=now - d.duration, live=False,
+                               actor=_actor(by)) for d in due]
+    if not cards and not as_json:
+        click.echo("no drill is due")
+    _drill_results(c.project, cards, as_json)
+
+
+@drill.command("list")
+@json_option
+@pass_ctx
+@command
+def drill_list(c: Ctx, as_json: bool) -> None:
+    """Every drill with its schedule, last run and result, and when it is next due.
+
+    Example:  incident drill list
+    """
+    from incident.drills.schedule import status
+
+    with _store(c.project) as store:
+        rows = status(c.project.drills, store.drill_runs(limit=10_000), utcnow())
+    data = [{"drill": s.drill.name, "schedule": s.drill.schedule, "timezone": s.drill.timezone,
+             "last_run": s.last.id if s.last else None,
+             "last_result": s.last.status if s.last else None,
+             "last_at": app.local_time(s.last.started_at, c.project) if s.last else None,
+             "due": s.due, "next_due": app.local_time(s.next_due, c.project) if s.next_due
+             else None, "description": s.drill.description} for s in rows]
+    if as_json:
+        return _emit(data)
+    click.echo(f"{'DRILL':<22} {'SCHEDULE':<14} {'LAST RUN':<27} {'RESULT':<8} NEXT DUE")
+    for d in data:
+        last = f"#{d['last_run']} {d['last_at']}" if d["last_run"] else "never"
+        nxt = "due now" if d["due"] else d["next_due"] or "-"
+        click.echo(f"{d['drill']:<22} {d['schedule'] or '-':<14} {last:<27} "
+                   f"{d['last_result'] or '-':<8} {nxt}")
+    if not data:
+        click.echo("no drills: add drills/NAME.yaml (incident drill generate CHECK)")
+
+
+@drill.command("history")
+@click.argument("name")
+@click.option("--limit", default=20, show_default=True)
+@json_option
+@pass_ctx
+@command
+def drill_history(c: Ctx, name: str, limit: int, as_json: bool) -> None:
+    """A drill's past runs: when, how, the result and each failed expectation's reason.
+
+    Example:  incident drill history database-failure
+    """
+    from incident.drills.run import select
+
+    select(c.project, [name])
+    with _store(c.project) as store:
+        runs = store.drill_runs(name, limit=limit)
+    if as_json:
+        return _emit([{"run": r.id, "mode": r.mode, "status": r.status, "actor": r.actor,
+                       "started_at": r.started_at.isoformat(), "scorecard": r.scorecard}
+                      for r in runs])
+    for r in runs:
+        expectations = r.scorecard.get("expectations", [])
+        passed = sum(e["status"] == "passed" for e in expectations)
+        click.echo(f"#{r.id:<4} {app.local_time(r.started_at, c.project)}  {r.mode:<6} "
+                   f"{r.status:<8} {passed}/{len(expectations)} expectations  by {r.actor}")
+        for why in r.scorecard.get("aborted_because", []):
+            click.echo(f"        aborted: {why}")
+        for e in expectations:
+            if e["status"] == "failed":
+                click.echo(f"        FAIL {e['expectation']}: {e['reason']}")
+    if not runs:
+        click.echo(f"{name} has never run: incident drill run {name}")
+
+
+@drill.command("coverage")
+@json_option
+@pass_ctx
+@command
+def drill_coverage(c: Ctx, as_json: bool) -> None:
+    """Checks no drill exercises and runbooks no drill rehearses.
+
+    Example:  incident drill coverage
+    """
+    from incident.drills.coverage import coverage
+
+    cov = coverage(c.project)
+    if as_json:
+        return _emit({"checks": {k: list(v) for k, v in cov.checks.items()},
+                      "runbooks": {k: list(v) for k, v in cov.runbooks.items()},
+                      "uncovered_checks": cov.uncovered_checks,
+                      "unrehearsed_runbooks": cov.unrehearsed_runbooks})
+    for kind, table in (("check", cov.checks), ("runbook", cov.runbooks)):
+        for name, drills in table.items():
+            click.echo(f"{kind:<8} {name:<28} {', '.join(drills) or 'NOT EXERCISED'}")
+    click.echo(f"{len(cov.checks) - len(cov.uncovered_checks)}/{len(cov.checks)} checks and "
+               f"{len(cov.runbooks) - len(cov.unrehearsed_runbooks)}/{len(cov.runbooks)} "
+               "runbooks exercised by a drill")
+
+
+@drill.command("generate")
+@click.argument("check_name")
+@click.option("--write", "write_file", is_flag=True,
+              help="Write drills/CHECK-drill.yaml instead of printing it.")
+@pass_ctx
+@command
+def drill_generate(c: Ctx, check_name: str, write_file: bool) -> None:
+    """A starter scenario whose fault breaches CHECK's detector, to edit and run.
+
+    Example:  incident drill generate db-connections --write
+    """
+    from incident.drills.generate import scenario
+
+    text = scenario(_known_check(c.project, check_name), c.project.settings)
+    if not write_file:
+        return click.echo(text, nl=False)
+    path = c.root / "drills" / f"{check_name}-drill.yaml"
+    if path.exists():
+        raise UsageError(f"{path.relative_to(c.root)} exists; remove it or print with no --write")
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {path.relative_to(c.root)}; try: incident drill run {check_name}-drill")
+
+
+@main.group()
 def notify() -> None:
     """Notification routing and the outbox."""
 
@@ -919,9 +1111,9 @@ def _silence_json(s: Any) -> dict[str, Any]:
             "comment": s.comment, "created_by": s.created_by}
 
 
-def _known_check(project: Project, name: str) -> None:
+def _known_check(project: Project, name: str) -> Check:
     try:
-        project.check(name)
+        return project.check(name)
     except KeyError:
         raise NotFound(f"no check named {name!r} (see: incident checks list)") from None
 
@@ -954,21 +1146,6 @@ def _duration(text: str) -> timedelta:
         return parse_duration(text)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-
-
-def _open_manual(store: Any, project: Project, title: str, severity: Severity,
-                 labels: dict[str, str], runbook: str | None, actor: str) -> Any:
-    import uuid
-
-    from incident.engine import attach_runbook
-
-    now = utcnow()
-    incident, _ = store.open_incident(
-        fingerprint=f"manual:{uuid.uuid4().hex[:12]}", check=None, title=title,
-        severity=severity, labels=labels, runbook=runbook, detected_at=now, at=now, value=None,
-        reopen_window=timedelta(0), actor=actor, manual=True)
-    attach_runbook(store, incident, project, now, actor)
-    return incident
 
 
 class _store:

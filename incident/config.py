@@ -284,7 +284,7 @@ def redact_url(template: str) -> str:
 
 _SETTINGS_KEYS = ("store", "timezone", "default_source", "sources", "channels", "routes",
                   "reopen_window", "source_failure_limit", "defaults", "delivery", "stakeholders",
-                  "maintenance", "runners")
+                  "maintenance", "runners", "drills")
 _DEFAULTS_KEYS = ("every", "lookback", "severity", "no_data", "labels")
 
 
@@ -341,27 +341,8 @@ def _read_settings(r: _Reader, root: Path, env: Mapping[str, str]
             ok = False
         default_source = given or default_source
 
-    channels: dict[str, Channel] = {}
-    broken: set[str] = set()  # defined but invalid: reported once, not again at every route
-    if "channels" in fields:
-        ch_node = fields["channels"]
-        if not isinstance(ch_node, MappingNode):
-            r.problem(ch_node, "channels", "expected a mapping of channel names to apprise URLs")
-            ok = False
-        else:
-            for key_node, value_node in ch_node.value:
-                name = key_node.value
-                url = r.expand(value_node, f"channels.{name}", env)
-                if url is not None and "://" not in url:
-                    r.problem(value_node, f"channels.{name}",
-                              "expected an apprise URL like json://host/path or mailto://…")
-                    url = None
-                if url is None:
-                    ok = False
-                    broken.add(name)
-                    continue
-                channels[name] = Channel(name=name, url=url, redacted=redact_url(value_node.value),
-                                         position=r.position(value_node))
+    channels, broken = _read_channels(r, fields.get("channels"), "channels", env)
+    ok = ok and not broken
 
     routes: list[Route] = []
     if "routes" in fields:
@@ -408,13 +389,50 @@ def _read_settings(r: _Reader, root: Path, env: Mapping[str, str]
     if runners and "lease_ttl" in runners:
         lease_ttl = r.duration(runners["lease_ttl"], "runners.lease_ttl") or DEFAULT_LEASE_TTL
 
+    drill_channels: dict[str, Channel] = {}
+    drill_fields = r.mapping(fields["drills"], "drills", ("channels",)) if "drills" in fields \
+        else None
+    if drill_fields and "channels" in drill_fields:
+        drill_channels, _ = _read_channels(r, drill_fields["channels"], "drills.channels", env)
+        for name, channel in drill_channels.items():
+            if name not in known_channels:
+                assert channel.position is not None
+                r.problems.append(ConfigProblem(
+                    r.shown, channel.position.line, channel.position.column,
+                    f"drills.channels.{name}", _unknown("channel", name, tuple(known_channels))))
+
     if not ok or len(r.problems) > problems_before:
         return None, fields
     return Settings(store=store, timezone=timezone, default_source=default_source,
                     sources=sources, channels=channels, routes=tuple(routes), delivery=delivery,
                     stakeholders=stakeholders, maintenance=tuple(maintenance),
                     reopen_window=reopen_window, source_failure_limit=limit,
-                    lease_ttl=lease_ttl), fields
+                    lease_ttl=lease_ttl, drill_channels=drill_channels), fields
+
+
+def _read_channels(r: _Reader, node: Node | None, field: str, env: Mapping[str, str]
+                   ) -> tuple[dict[str, Channel], set[str]]:
+    """Channel names → apprise URLs; and the names defined but invalid (reported here once)."""
+    channels: dict[str, Channel] = {}
+    broken: set[str] = set()
+    if node is None:
+        return channels, broken
+    if not isinstance(node, MappingNode):
+        r.problem(node, field, "expected a mapping of channel names to apprise URLs")
+        return channels, {""}
+    for key_node, value_node in node.value:
+        name = key_node.value
+        url = r.expand(value_node, f"{field}.{name}", env)
+        if url is not None and "://" not in url:
+            r.problem(value_node, f"{field}.{name}",
+                      "expected an apprise URL like json://host/path or mailto://…")
+            url = None
+        if url is None:
+            broken.add(name)
+            continue
+        channels[name] = Channel(name=name, url=url, redacted=redact_url(value_node.value),
+                                 position=r.position(value_node))
+    return channels, broken
 
 
 def _read_source(r: _Reader, name: str, node: Node, root: Path, env: Mapping[str, str]
@@ -535,6 +553,8 @@ def _read_delivery(r: _Reader, node: Node, root: Path, channels: Collection[str]
         except (AttributeError, ValueError):
             r.problem(fields["rate_limit"], "delivery.rate_limit",
                       f"expected messages per duration like 30/1m, got {text!r}")
+    # group_over: N messages due at once for one channel above this become one digest;
+    # 1 (the default) groups any two, a larger N lets small bursts go out one by one.
     group_over = r.integer(fields["group_over"], "delivery.group_over", minimum=1) \
         if "group_over" in fields else d.group_over
     templates = None
@@ -1111,8 +1131,21 @@ def load_project(root: Path, env: Mapping[str, str] | None = None) -> Project:
             assert check.position is not None
             seen[check.name] = check.position
             checks.append(check)
+    _raise(problems, settings)
+    assert settings is not None
+    from incident.config_drills import load_drills
+
+    # Drills are read once the checks they name are valid, so no error is reported twice.
+    drills = load_drills(root, {c.name: c for c in checks}, runbooks.keys() | runbook_files,
+                         settings.channels.keys(), settings.timezone, problems)
+    _raise(problems, settings)
+    return Project(root=root, settings=settings, checks=tuple(checks), runbooks=runbooks,
+                   drills=drills)
+
+
+def _raise(problems: list[ConfigProblem], settings: Settings | None) -> None:
+    """ConfigError with every problem, grouped by file in the order files were read."""
     if problems or settings is None:
         files = list(dict.fromkeys(str(p.file) for p in problems))
         raise ConfigError(sorted(problems, key=lambda p: (files.index(str(p.file)), p.line,
                                                            p.column)))
-    return Project(root=root, settings=settings, checks=tuple(checks), runbooks=runbooks)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from incident.notify import Notifier
-    from incident.notify.pipeline import OnChange
+    from incident.notify.pipeline import OnChange, Pipeline
     from incident.sources import Source
     from incident.store import Store
 
@@ -228,14 +228,18 @@ class Engine:
     """Runs checks against sources and keeps the store and the channels in step."""
 
     def __init__(self, project: Project, sources: Mapping[str, Source], store: Store,
-                 notifier: Notifier) -> None:
+                 notifier: Notifier, *, drill_prefix: str | None = None,
+                 pipeline: Pipeline | None = None) -> None:
         self.project = project
         self.sources = sources
         self.store = store
         self.notifier = notifier
+        # A drill run's engine: its incidents carry this fingerprint prefix and the drill mark,
+        # it sees no other incident, and it leaves source health alone.
+        self.drill_prefix = drill_prefix
         from incident.notify.pipeline import Pipeline
 
-        self.pipeline = Pipeline(project, store, notifier)
+        self.pipeline = pipeline or Pipeline(project, store, notifier)
 
     def run(self, now: datetime, names: Sequence[str] = (), *, dry_run: bool = False
             ) -> RunReport:
@@ -257,7 +261,7 @@ class Engine:
             results.append(result)
         source_actions: list[Action] = []
         if not dry_run:
-            for name in used:
+            for name in used if self.drill_prefix is None else ():
                 source_actions += self._source_health(name, down.get(name), now)
             results, source_actions = self._deliver(now, results, source_actions)
         return RunReport(at=now, dry_run=dry_run, results=tuple(results),
@@ -266,8 +270,6 @@ class Engine:
     def _deliver(self, now: datetime, results: list[CheckResult], source_actions: list[Action]
                  ) -> tuple[list[CheckResult], list[Action]]:
         """Enqueue what is owed (reminders, escalations), deliver everything due, report it."""
-        from dataclasses import replace
-
         from incident.notify.pipeline import outcomes
 
         self.pipeline.schedule(now)
@@ -295,14 +297,23 @@ class Engine:
         except SourceError as exc:
             return CheckResult(check=check.name, source=check.source, error=str(exc))
         findings = judge(check, frame, now)
+        if self.drill_prefix is not None:
+            findings = [replace(f, fingerprint=self.drill_prefix + f.fingerprint)
+                        for f in findings]
         covered = {f.fingerprint for f in findings}
         for incident in self.store.active(check=check.name):
-            if incident.fingerprint not in covered:
+            if incident.fingerprint not in covered and self._mine(incident):
                 findings.append(Finding(fingerprint=incident.fingerprint,
                                         labels=Labels(), state=State.NO_DATA, reason="no data"))
         actions = [a for f in findings if (a := self._apply(check, f, now, dry_run))]
         return CheckResult(check=check.name, source=check.source, series=len(frame.columns),
                            findings=tuple(findings), actions=tuple(actions))
+
+    def _mine(self, incident: Incident) -> bool:
+        """A real engine minds real incidents; a drill's engine only its own run's."""
+        if self.drill_prefix is None:
+            return not incident.drill
+        return incident.drill and incident.fingerprint.startswith(self.drill_prefix)
 
     def _apply(self, check: Check, finding: Finding, now: datetime, dry_run: bool
                ) -> Action | None:
@@ -346,6 +357,7 @@ class Engine:
             labels={**check.labels, **finding.labels.as_dict()},
             runbook=check.runbook, detected_at=finding.detected_at or now, at=now,
             value=finding.value, reopen_window=self.project.settings.reopen_window, actor=ACTOR,
+            drill=self.drill_prefix is not None,
             notifications=(on := self.pipeline.on("opened", now, finding.reason)))
         if change is Change.EXISTING:
             previous = current.value if current else None

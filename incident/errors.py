@@ -74,3 +74,12 @@ class NotifyError(IncidentError):
     """A notification could not be delivered."""
 
     exit_code = 6
+
+
+class DrillError(IncidentError):
+    """A drill cannot be run as written here (a raw-metric fault on a Prometheus source …).
+
+    A drill that runs and fails its expectations is not an error: it exits 1 with a scorecard.
+    """
+
+    exit_code = 2

@@ -335,7 +335,9 @@ class DeliveryPolicy:
     fallback: str | None = None
     rate_limit: int = 30  # messages per channel per `rate_window`; more wait, never dropped
     rate_window: timedelta = timedelta(minutes=1)
-    group_over: int = 10  # more messages than this due at once for a channel: one digest
+    # More messages than this due at once for one channel go out as one digest with a line
+    # each (default 1: incidents opening together never page one by one); raise to split.
+    group_over: int = 1
     templates: Path | None = None
 
 
@@ -382,6 +384,10 @@ class Settings:
     # `runners: {lease_ttl: …}`: how long a claim on a check (`incident check --lease`) holds
     # before another runner may take it over from one that died.
     lease_ttl: timedelta = DEFAULT_LEASE_TTL
+    # `drills: {channels: {oncall: URL}}`: where a drill's notifications for a channel go
+    # instead of the real one. A channel with no stand-in is never sent drill messages unless
+    # a scenario lists it in `real_channels`.
+    drill_channels: Mapping[str, Channel] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -425,6 +431,7 @@ class Project:
     settings: Settings
     checks: tuple[Check, ...]
     runbooks: Mapping[str, Runbook] = field(default_factory=dict)
+    drills: Mapping[str, Drill] = field(default_factory=dict)
 
     def check(self, name: str) -> Check:
         """The check called `name`; KeyError if there is none."""
@@ -432,6 +439,121 @@ class Project:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+
+# ---------------------------------------------------------------- drills
+
+
+FAULT_TYPES = ("set", "add", "multiply", "ramp", "drop", "noise", "flatline")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fault:
+    """What happens to the series between `from` and `to`.
+
+    set → `value`; add → + `value`; multiply → × `by`; ramp → linearly from the real value to
+    `to` (a level) or to × `by`; drop → no data; noise → + gaussian(0, `stddev`) with `seed`;
+    flatline → the last real value before the fault, held.
+    """
+
+    type: str
+    value: float | None = None
+    by: float | None = None
+    to: float | None = None
+    stddev: float | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Injection:
+    """A fault laid over a check's evaluated series, or over a raw metric of a local source."""
+
+    check: str | None = None  # exactly one of check and metric
+    metric: str | None = None  # a series selector, e.g. http_requests_total{code="500"}
+    labels: Mapping[str, str] = field(default_factory=dict)  # only these series of the check
+    start: timedelta  # `from`, after the drill starts
+    end: timedelta  # `to`
+    fault: Fault
+    position: Position | None = None
+
+
+class ExpectKind(enum.StrEnum):
+    INCIDENT = "incident"
+    NOTIFIED = "notified"
+    RESOLVED = "resolved"
+    NO_INCIDENT = "no_incident"
+    ACKNOWLEDGED = "acknowledged"  # live drills: somebody acknowledged in time
+    STEPS = "steps"  # live drills: runbook steps done
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Expectation:
+    """One thing the drill must see happen (or, for no_incident, not happen)."""
+
+    kind: ExpectKind
+    check: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    within: timedelta | None = None  # after the drill starts
+    severity: Severity | None = None
+    runbook: str | None = None
+    channel: str | None = None
+    steps: int | None = None  # steps: at least this many done (live)
+    position: Position | None = None
+
+    def describe(self) -> str:
+        """A short human name: `incident db-query-latency within 5m`."""
+        from incident.timeutil import format_duration
+
+        about = (self.check or "") + (str(Labels(self.labels)) if self.labels else "")
+        if self.kind is ExpectKind.NOTIFIED:
+            about = f"{self.channel}" + (f" about {about}" if about else "")
+        extra = f" ({self.steps} done)" if self.steps else ""
+        within = f" within {format_duration(self.within)}" if self.within else ""
+        return f"{self.kind.value} {about}{extra}{within}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Drill:
+    """drills/NAME.yaml: a rehearsed emergency (steady state → inject → expect → restore)."""
+
+    name: str
+    description: str = ""
+    schedule: str | None = None  # a cron expression for `incident drill due`
+    timezone: str = "UTC"
+    duration: timedelta
+    inject: tuple[Injection, ...] = ()
+    expect: tuple[Expectation, ...] = ()
+    roles: Mapping[str, str] = field(default_factory=dict)  # role → who, for a live drill
+    real_channels: tuple[str, ...] = ()  # channels that get the real message, tagged [DRILL]
+    path: Path | None = None
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        """Every check the drill injects into or expects something of."""
+        names = [i.check for i in self.inject if i.check]
+        names += [e.check for e in self.expect if e.check]
+        return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DrillRun:
+    """One run of a drill, as the journal keeps it."""
+
+    id: int
+    drill: str
+    mode: str  # replay | live
+    status: str  # running | passed | failed | aborted
+    started_at: datetime
+    finished_at: datetime | None
+    sim_start: datetime
+    sim_end: datetime
+    actor: str
+    scorecard: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def fingerprint_prefix(self) -> str:
+        """Drill incidents carry it, so they never meet a real incident or another run's."""
+        return f"drill:{self.drill}#{self.id}:"
 
 
 # ---------------------------------------------------------------- detection

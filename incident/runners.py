@@ -113,11 +113,16 @@ def run(engine: Engine, store: Store, the_plan: Plan, now: datetime, *, dry_run:
     """Evaluate the plan's checks, then mark its claims done (and prune old ones).
 
     A run that raises leaves its claims open: after the lease TTL another runner takes them
-    over, so a crash or a lost database delays those checks and never skips them.
+    over, so a crash or a lost database delays those checks and never skips them. A runner
+    left with no check still owes the outbox its tick: it enqueues the reminders due and
+    delivers what is due (a retry must not wait for a runner that happens to win a claim).
     """
-    from incident.engine import RunReport
+    from incident.engine import ACTOR, RunReport
 
     if not the_plan.checks:
+        if not dry_run:
+            engine.pipeline.schedule(now)
+            engine.pipeline.deliver(now, actor=ACTOR)
         return RunReport(at=now, dry_run=dry_run, results=())
     report = engine.run(now, the_plan.checks, dry_run=dry_run)
     if the_plan.claims:

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from sampleproject import copy_sample
 from sqlalchemy.engine import make_url
 
 from incident.testing import PrometheusServer, missing_binary
 
-REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI") == "true"
 
 
@@ -36,15 +36,6 @@ def require(binary: str) -> None:
 def runner() -> CliRunner:
     """click's test runner (stderr kept apart from stdout)."""
     return CliRunner()
-
-
-def copy_sample(dest: Path) -> Path:
-    """The repository's sample project (config, checks, runbooks) copied under `dest`."""
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "incident.yaml", dest / "incident.yaml")
-    for part in ("checks", "runbooks"):
-        shutil.copytree(REPO / part, dest / part)
-    return dest
 
 
 @pytest.fixture

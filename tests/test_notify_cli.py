@@ -58,9 +58,11 @@ def test_update_and_ack_arrive_and_silences_can_be_added_listed_and_expired(
                                    "--severity", "low", "--json"])
         assert opened.exit_code == 0, opened.output
         incident_id = json.loads(opened.output)["id"]
+        assert [x["body"]["title"] for x in rx.received] == [
+            f"[LOW] OPENED #{incident_id}: Card payments failing"] and boss.received == []
         r = cli.invoke(main, ["-p", str(root), "update", str(incident_id), "Failover done"])
         assert r.exit_code == 0, r.output
-        assert ["Failover done" in x["body"]["message"] for x in rx.received + boss.received] \
+        assert ["Failover done" in x["body"]["message"] for x in rx.received[1:] + boss.received] \
             == [True, True]
         r = cli.invoke(main, ["-p", str(root), "ack", str(incident_id), "--by", "ana"])
         assert r.exit_code == 0, r.output
@@ -76,3 +78,37 @@ def test_update_and_ack_arrive_and_silences_can_be_added_listed_and_expired(
                                      ).output) == []
         pending = cli.invoke(main, ["-p", str(root), "notify", "pending", "--all", "--json"])
         assert {x["status"] for x in json.loads(pending.output)} == {"sent"}
+
+
+def test_a_manual_incident_is_routed_and_paged_and_a_failed_page_waits_for_the_next_run(
+        tmp_path: Path) -> None:
+    """`open` pages its route's channels at once; the one that is down gets it from `check`."""
+    from datetime import timedelta
+
+    from incident.timeutil import iso, utcnow
+
+    with HTTPReceiver() as rx, HTTPReceiver() as boss:
+        root = make(tmp_path, rx.url(), boss.url("/boss"))
+        rx.fail = True
+        cli = CliRunner()
+        r = cli.invoke(main, ["-p", str(root), "open", "Card payments failing", "--severity",
+                              "critical", "--label", "team=payments", "--by", "ana"])
+        assert r.exit_code == 0, r.output
+        assert r.output == ("opened #1: Card payments failing; notified oncall ✗ (retried by "
+                            "the next incident check), managers ✓\n")
+        assert rx.received == []
+        assert [x["body"]["title"] for x in boss.received] == [
+            "[CRITICAL] OPENED #1: Card payments failing"]
+
+        rx.fail = False
+        later = iso(utcnow() + timedelta(minutes=2)) or ""  # past the first retry's backoff
+        assert cli.invoke(main, ["-p", str(root), "check", "--at", later]).exit_code == 0
+        assert [x["body"]["title"] for x in rx.received] == [
+            "[CRITICAL] OPENED #1: Card payments failing"]
+        assert len(boss.received) == 1
+        shown = json.loads(cli.invoke(main, ["-p", str(root), "show", "1", "--json"]).output)
+        tried = [(e["data"]["channel"], e["data"]["ok"], e["actor"]) for e in shown["timeline"]
+                 if e["kind"] == "notified"]
+        assert sorted(tried) == sorted([("oncall", False, "ana"), ("oncall", False, "ana"),
+                                        ("managers", True, "ana"),
+                                        ("oncall", True, "incident check")])

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from incident.config import load_project
 from incident.engine import Engine
@@ -70,16 +71,21 @@ def ids_in(received: list[dict]) -> Counter[int]:
     return found
 
 
-DELIVERY = "delivery: {attempts: 20, backoff: 30s, max_backoff: 1m, rate_limit: 10000/1m, " \
-           "group_over: 1000}\n"
+DELIVERY = "delivery: {attempts: 20, backoff: 30s, max_backoff: 1m, rate_limit: 10000/1m}\n"
 
 
+@pytest.mark.parametrize(("group_over", "messages"), [(None, 1), (1000, 200)])
 def test_receiver_down_for_five_runs_while_200_open_then_everything_arrives_once(
-        tmp_path: Path) -> None:
-    """200 incidents open over 5 runs with the receiver down; once up, each arrives exactly once."""
+        tmp_path: Path, group_over: int | None, messages: int) -> None:
+    """200 incidents open over 5 runs with the receiver down; once up, each arrives exactly once.
+
+    By default the 200 then due at once are one digest; `group_over: 1000` sends them one by one.
+    """
+    delivery = DELIVERY if group_over is None else DELIVERY.replace(
+        "}", f", group_over: {group_over}}}")
     with HTTPReceiver() as rx:
         root = project(tmp_path, {"oncall": rx.url().replace("cto=2&rto=2", "cto=1&rto=1")},
-                       DELIVERY)
+                       delivery)
         runner = Runner(root, frame(200, [i // 40 for i in range(200)]))
         rx.fail = True
         for minute in range(5):
@@ -90,7 +96,7 @@ def test_receiver_down_for_five_runs_while_200_open_then_everything_arrives_once
         runner.at(5)
         runner.at(6)
         assert ids_in(rx.received) == Counter({i.id: 1 for i in runner.store.list(limit=1000)})
-        assert len(rx.received) == 200
+        assert len(rx.received) == messages
         first = runner.store.get(min(i.id for i in runner.store.list(limit=1000)))
         notes = [e.text for e in first.timeline if e.kind.value == "notified"]
         assert len(notes) == 11 and notes[-1].endswith("delivered (attempt 11)")
@@ -210,7 +216,7 @@ def test_a_failed_delivery_never_shows_the_channel_secret(tmp_path: Path) -> Non
 
 
 def test_drill_incidents_never_reach_real_channels(tmp_path: Path) -> None:
-    """A drill incident opened in the store enqueues nothing."""
+    """A drill incident is routed to drill: channels, which a real runner never delivers."""
     with HTTPReceiver() as rx:
         root = project(tmp_path, {"oncall": rx.url()})
         runner = Runner(root, frame(1))
@@ -221,6 +227,80 @@ def test_drill_incidents_never_reach_real_channels(tmp_path: Path) -> None:
             labels={}, runbook=None, detected_at=T0, at=T0, value=None,
             reopen_window=timedelta(0), actor="drill", drill=True,
             notifications=runner.engine.pipeline.on("opened", T0))
-        runner.engine.pipeline.deliver(T0)
-        assert rx.received == [] and runner.store.outbox() == []
+        assert runner.engine.pipeline.deliver(T0) == []
+        assert rx.received == []
+        assert [(o.envelope.channel, o.status) for o in runner.store.outbox()] == [
+            ("drill:oncall", "pending")]
+        runner.store.close()
+
+
+@pytest.mark.parametrize(("extra", "messages"), [("", 1), ("delivery: {group_over: 2}\n", 2)])
+def test_two_incidents_opening_in_one_run_are_one_message_unless_group_over_is_raised(
+        tmp_path: Path, extra: str, messages: int) -> None:
+    """By default any two opens due together for a channel are one digest; group_over splits."""
+    with HTTPReceiver() as rx:
+        root = project(tmp_path, {"oncall": rx.url()}, extra)
+        runner = Runner(root, frame(2))
+        runner.at(1)
+        assert len(rx.received) == messages
+        assert ids_in(rx.received) == Counter({i.id: 1 for i in runner.store.list()})
+        if messages == 1:
+            assert rx.received[0]["body"]["title"] == "2 incident notifications: 2 opened"
+        runner.store.close()
+
+
+def test_a_status_update_is_never_folded_into_a_digest(tmp_path: Path) -> None:
+    """Retries due with an update go out as one digest; the update keeps its own message."""
+    from incident.notify.actions import post_update
+
+    with HTTPReceiver() as rx:
+        root = project(tmp_path, {"oncall": rx.url()}, DELIVERY)
+        runner = Runner(root, frame(2))
+        rx.fail = True
+        runner.at(1)
+        rx.fail = False
+        first = min(i.id for i in runner.store.list())
+        post_update(runner.project, runner.store, first, "Failover started", actor="ana",
+                    now=T0 + timedelta(minutes=5))
+        titles = sorted(r["body"]["title"] for r in rx.received)
+        assert titles == ["2 incident notifications: 2 opened",
+                          f"[CRITICAL] UPDATE #{first}: load (instance=web-000)"]
+        runner.store.close()
+
+
+def test_group_over_below_one_is_refused_with_the_field(tmp_path: Path) -> None:
+    """`delivery.group_over: 0` names the field and the rule."""
+    from incident.errors import ConfigError
+
+    root = project(tmp_path, {"oncall": "json://127.0.0.1:9/x"}, "delivery: {group_over: 0}\n")
+    with pytest.raises(ConfigError, match=r"delivery.group_over: expected a whole number ≥ 1"):
+        load_project(root, {})
+
+
+def test_a_reopened_incident_reminds_and_escalates_counting_from_the_reopen(
+        tmp_path: Path) -> None:
+    """Open at 0, resolved at 25, reopened at 30: reminders at 10, 20, 40, 50; escalations 15, 45."""
+    with HTTPReceiver() as rx, HTTPReceiver() as boss:
+        route = ("  - notify: [oncall]\n    repeat: 10m\n"
+                 "    escalate: {after: 15m, notify: [managers]}")
+        root = project(tmp_path, {"oncall": rx.url(), "managers": boss.url("/boss")},
+                       "reopen_window: 30m\n", route=route)
+        index = pd.date_range(T0, periods=60, freq="1min", name="time")
+        values = np.where((np.arange(60) < 25) | (np.arange(60) >= 30), 5.0, 0.5)
+        runner = Runner(root, pd.DataFrame({Labels({"instance": "web-000"}): values},
+                                           index=index))
+        seen: list[tuple[int, str]] = []  # (minute, what arrived), both channels
+        for minute in range(56):
+            before = len(rx.received), len(boss.received)
+            runner.at(minute)
+            seen += [(minute, r["body"]["title"].split("]")[1].split("#")[0].strip())
+                     for r in rx.received[before[0]:] + boss.received[before[1]:]]
+        reminder = "STILL OPEN, not acknowledged"
+        assert seen == [(0, "OPENED"), (10, reminder), (15, "ESCALATED"), (20, reminder),
+                        (25, "RESOLVED"), (30, "REOPENED"), (40, reminder), (45, "ESCALATED"),
+                        (50, reminder)]
+        keys = sorted(i.envelope.event_key for i in runner.store.outbox()
+                      if i.envelope.event in ("reminder", "escalated"))
+        assert keys == ["escalated", "escalated:1", "reminder:1", "reminder:1:1", "reminder:1:2",
+                        "reminder:2"]
         runner.store.close()

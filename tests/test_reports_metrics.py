@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from incident.model import EventKind, Incident, Severity, Status, TimelineEvent
+from incident.model import DrillRun, EventKind, Incident, Severity, Status, TimelineEvent
 from incident.reports import metrics
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)  # a Monday
@@ -145,6 +145,7 @@ def test_recurring_flapping_noisiest_and_drills() -> None:
     assert metrics.count_by(items, "check") == [("ca", 2), ("cb", 1), ("cc", 1)]
     assert metrics.count_by(items, "severity") == [("high", 4)]
     assert metrics.count_by(items, "label:category") == [("api", 4)]
-    drills = [incident(5, drill=True, acked=2, resolved=10, events=(ev(2, EventKind.ACKNOWLEDGED),)),
-              incident(6, drill=True, resolved=10)]
-    assert metrics.drill_stats(items + drills) == (2, 1)
+    runs = [DrillRun(id=n, drill="d", mode="replay", status=status, started_at=T0,
+                     finished_at=T0, sim_start=T0, sim_end=T0, actor="cron")
+            for n, status in enumerate(("passed", "failed", "aborted", "running", "passed"))]
+    assert metrics.drill_stats(runs) == (3, 2)

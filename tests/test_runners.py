@@ -82,6 +82,26 @@ def test_a_leased_check_is_evaluated_once_per_cycle(project: Path) -> None:
     assert sorted(evaluated(project, "--lease", "--runner", "b", "--at", later)) == NAMES
 
 
+def test_a_runner_with_no_check_left_still_delivers_what_is_due(project: Path) -> None:
+    """Runner b wins no lease in a's cycle, yet it retries a's failed pages once they are due."""
+    from incident.testing import HTTPReceiver
+
+    with HTTPReceiver() as rx:
+        text = (project / "incident.yaml").read_text()
+        (project / "incident.yaml").write_text(text.replace(
+            '"file://notifications.log"', f'"{rx.url()}"')
+            + "delivery: {backoff: 10s, max_backoff: 10s}\n")
+        rx.fail = True
+        assert sorted(evaluated(project, "--lease", "--runner", "a", "--at", iso(AT) or "")) \
+            == NAMES
+        rx.fail = False
+        later = iso(AT + timedelta(seconds=30)) or ""  # the same cycle, after the 10 s backoff
+        assert evaluated(project, "--lease", "--runner", "b", "--at", later) == []
+        [digest] = rx.received
+        assert digest["body"]["title"] == "2 incident notifications: 2 opened"
+        assert cli(project, "check", "--lease", "--dry-run", "--at", later)[0] == 0
+
+
 def test_a_plain_check_still_evaluates_everything(project: Path) -> None:
     """Without --lease, leases taken by other runners change nothing: a manual run sees all."""
     evaluated(project, "--lease", "--at", iso(AT) or "")
@@ -146,6 +166,7 @@ def _set_version(project: Path, version: int, *, drop_leases: bool = False) -> N
             conn.exec_driver_sql("DROP TABLE incident_silences")  # added tables
             conn.exec_driver_sql("DROP TABLE incident_action_items")  # and version 4
             conn.exec_driver_sql("DROP TABLE incident_postmortems")
+            conn.exec_driver_sql("DROP TABLE IF EXISTS drill_runs")  # and version 5
         conn.execute(sa.update(meta).values(value=str(version)))
     engine.dispose()
 

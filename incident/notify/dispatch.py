@@ -17,6 +17,11 @@ from incident.model import Attempt, DeliveryPolicy, Envelope, OutboxItem
 from incident.notify.deliver import Delivery, Notifier
 from incident.notify.message import Message, digest
 from incident.notify.outbox import Outbox
+from incident.notify.plan import UNMUTED
+
+# Events people post or take themselves keep their own message: a digest line is only a title,
+# and a status update's text is the point of it.
+ALONE = UNMUTED
 
 # A claim outlives any send (apprise's timeouts are seconds); past it a crashed runner's rows
 # become due again for another runner.
@@ -44,14 +49,20 @@ def backoff(policy: DeliveryPolicy, attempts: int) -> timedelta:
 
 def batches(items: Sequence[OutboxItem], outbox: Outbox, policy: DeliveryPolicy, now: datetime
             ) -> tuple[list[Batch], list[OutboxItem]]:
-    """Group per channel (a storm becomes one digest) and apply the rate limit: (send, hold)."""
+    """Group per channel and apply the rate limit: (send, hold).
+
+    More than `policy.group_over` rows due at once for one channel (by default any two: the
+    incidents of one run) go out as one digest; updates and acknowledgements always alone.
+    """
     by_channel: dict[str, list[OutboxItem]] = {}
     for item in items:
         by_channel.setdefault(item.envelope.channel, []).append(item)
     send: list[Batch] = []
     hold: list[OutboxItem] = []
     for channel, rows in by_channel.items():
-        groups = [rows] if len(rows) > policy.group_over else [[r] for r in rows]
+        alone = [[r] for r in rows if r.envelope.event in ALONE]
+        rest = [r for r in rows if r.envelope.event not in ALONE]
+        groups = alone + ([rest] if len(rest) > policy.group_over else [[r] for r in rest])
         budget = max(policy.rate_limit
                      - outbox.sent_messages(channel, since=now - policy.rate_window), 0)
         send += [Batch(channel, tuple(g)) for g in groups[:budget]]

@@ -40,3 +40,7 @@ class Outbox(Protocol):
     def active(self, check: str | None = None) -> list[Incident]:
         """Open and acknowledged incidents."""
         ...
+
+    def reopened_at(self, incident_ids: Sequence[int]) -> dict[int, datetime]:
+        """When each of these incidents last reopened (those never reopened are left out)."""
+        ...

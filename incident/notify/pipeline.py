@@ -45,13 +45,14 @@ class Pipeline:
     """The notification stages for one project, one outbox and one sender."""
 
     def __init__(self, project: Project, outbox: Outbox, notifier: Notifier, *,
-                 runner: str | None = None, concurrency: int = 8) -> None:
+                 runner: str | None = None, concurrency: int = 8, drills: bool = False) -> None:
         self.project = project
         self.outbox = outbox
         self.notifier = notifier
         # Unique per instance: two engines in one process are two runners.
         self.runner = runner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.concurrency = concurrency
+        self.drills = drills  # a drill run's pipeline: its outbox claims drill channels only
         self._silences: tuple[datetime, list[Silence]] | None = None
 
     def silences(self, now: datetime) -> list[Silence]:
@@ -67,8 +68,10 @@ class Pipeline:
 
     def schedule(self, now: datetime) -> list[Envelope]:
         """Enqueue the reminders and escalations owed at `now`; the new ones."""
-        owed = due_repeats(self.project.settings, self.project.runbooks, self.outbox.active(),
-                           now, self.silences(now))
+        mine = [i for i in self.outbox.active() if i.drill == self.drills]
+        reopened = self.outbox.reopened_at([i.id for i in mine if i.reopened])
+        owed = due_repeats(self.project.settings, self.project.runbooks, mine, now,
+                           self.silences(now), reopened)
         return self.outbox.enqueue(owed, at=now) if owed else []
 
     def deliver(self, now: datetime, *, actor: str = ACTOR) -> list[Attempt]:

@@ -2,7 +2,8 @@
 
 Pure: the caller passes the incident, the settings, the silences and `now`. The event key makes
 each envelope idempotent: opened, reopened:<n>, resolved:<n>, acknowledged:<n>, reminder:<k>,
-escalated, update:<timeline event id> (n = the incident's reopen count).
+escalated, update:<timeline event id> (n = the incident's reopen count). A reopened incident's
+reminders and escalation count afresh from the reopen: reminder:<n>:<k>, escalated:<n>.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from incident.notify.message import render
 from incident.notify.routing import active_window, attributes, channels, matching_routes
 from incident.notify.silence import muting
 
+# Drill incidents are routed like real ones onto these names; only the drill run that opened
+# them claims and delivers them, to the project's drill stand-in for the channel.
+DRILL_CHANNEL = "drill:"
 # Events people post or take themselves: a silence or a window never holds them back.
 UNMUTED = ("update", "acknowledged")
 
@@ -47,10 +51,11 @@ def targets(settings: Settings, incident: Incident, event: str) -> list[str]:
 def plan(settings: Settings, runbooks: Mapping[str, Runbook], incident: Incident, event: str,
          now: datetime, *, key: str | None = None, reason: str = "",
          silences: Sequence[Silence] = (), to: Sequence[str] | None = None) -> Plan:
-    """Route, mute, render: the envelopes for one event (none for drills: they never page)."""
-    if incident.drill:
-        return Plan()
+    """Route, mute, render: the envelopes for one event (a drill's go to drill: channels)."""
     chosen = list(dict.fromkeys(to)) if to is not None else targets(settings, incident, event)
+    if incident.drill:
+        # Only a drill run delivers these (see DRILL_CHANNEL): a drill never pages for real.
+        chosen = [DRILL_CHANNEL + c for c in chosen]
     if not chosen:
         return Plan()
     if event not in UNMUTED:
@@ -72,24 +77,30 @@ def plan(settings: Settings, runbooks: Mapping[str, Runbook], incident: Incident
 
 
 def due_repeats(settings: Settings, runbooks: Mapping[str, Runbook], incidents: Sequence[Incident],
-                now: datetime, silences: Sequence[Silence] = ()) -> list[Envelope]:
+                now: datetime, silences: Sequence[Silence] = (),
+                reopened_at: Mapping[int, datetime] | None = None) -> list[Envelope]:
     """Reminders and escalations owed now by unacknowledged incidents; stateless and idempotent.
 
     reminder:<k> with k whole `repeat`s since opened; `escalated` once `escalate.after` passed.
+    A reopened incident counts both from its last reopen (`reopened_at`, by incident id), with
+    keys of that episode: the acknowledgement went with the previous episode, so does its clock.
     """
     out: list[Envelope] = []
     for incident in incidents:
-        if incident.status is not Status.OPEN or incident.drill:
+        if incident.status is not Status.OPEN:
             continue
-        age = now - incident.opened_at
+        start = (reopened_at or {}).get(incident.id, incident.opened_at)
+        age, ep = now - start, f"{incident.reopened}:" if incident.reopened else ""
         routes = matching_routes(settings.routes, attributes(incident.severity, incident.check,
                                                              incident.labels))
         for route in routes:
             if route.repeat and age >= route.repeat:
                 k = int(age / route.repeat)
-                out += plan(settings, runbooks, incident, "reminder", now, key=f"reminder:{k}",
+                out += plan(settings, runbooks, incident, "reminder", now,
+                            key=f"reminder:{ep}{k}",
                             silences=silences, to=route.notify).envelopes
             if route.escalate and age >= route.escalate.after:
-                out += plan(settings, runbooks, incident, "escalated", now, key="escalated",
+                out += plan(settings, runbooks, incident, "escalated", now,
+                            key=f"escalated:{incident.reopened}" if ep else "escalated",
                             silences=silences, to=route.escalate.notify).envelopes
     return out

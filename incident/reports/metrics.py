@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from incident.model import EventKind, Incident
+from incident.model import DrillRun, EventKind, Incident
 
 FLAP_WITHIN = timedelta(minutes=10)
 
@@ -186,12 +186,7 @@ def noisiest(incidents: Iterable[Incident], top: int = 5) -> list[tuple[str, int
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
 
 
-def drill_passed(incident: Incident) -> bool:
-    """A drill passes when the team acknowledged it and it was resolved."""
-    return time_to_acknowledge(incident) is not None and incident.resolved_at is not None
-
-
-def drill_stats(incidents: Iterable[Incident]) -> tuple[int, int]:
-    """(drills run, drills passed)."""
-    drills = [i for i in incidents if i.drill]
-    return len(drills), sum(drill_passed(i) for i in drills)
+def drill_stats(runs: Iterable[DrillRun]) -> tuple[int, int]:
+    """(drills scored, drills passed) from the journal; aborted and running ones are not scored."""
+    scored = [r for r in runs if r.status in ("passed", "failed")]
+    return len(scored), sum(r.status == "passed" for r in scored)

@@ -60,8 +60,6 @@ def build(project: Project, store: Store, since: timedelta, now: datetime, *,
     start = now - since
     listed = store.list(since=start, limit=MAX_INCIDENTS)
     real = tuple(store.get(i.id) for i in reversed(listed) if not i.drill)
-    drills = [i for i in listed if i.drill]
-    drill_full = [store.get(i.id) for i in drills]
     open_items = store.action_items(open_only=True)
     by_incident: dict[int, list[int]] = {}
     for item in open_items:
@@ -82,7 +80,8 @@ def build(project: Project, store: Store, since: timedelta, now: datetime, *,
         by_category=metrics.count_by(real, "label:category"),
         by_check=metrics.count_by(real, "check"), weeks=weeks,
         recurring=metrics.recurring(real, by_incident), flapping=metrics.flapping(real),
-        noisiest=metrics.noisiest(real), drills=metrics.drill_stats(drill_full),
+        noisiest=metrics.noisiest(real),
+        drills=metrics.drill_stats(store.drill_runs(since=start, limit=MAX_INCIDENTS)),
         overdue_runbooks=overdue, open_items=open_items,
         still_open=sum(i.resolved_at is None for i in real), plot=svg)
 

@@ -22,7 +22,8 @@ class StorageSource:
         self.name = name
         self.storage = storage
 
-    def _data(self) -> MemoryStorage:
+    def data(self) -> MemoryStorage:
+        """The stored series (a drill lays raw-metric faults over a copy of them)."""
         return self.storage
 
     def query_range(self, query: str, start: datetime, end: datetime, step: timedelta
@@ -36,7 +37,7 @@ class StorageSource:
         from incident.sources.promql import PromQLError, evaluate_instant
 
         try:
-            return evaluate_instant(query, self._data(), at.timestamp()).to_api_json()
+            return evaluate_instant(query, self.data(), at.timestamp()).to_api_json()
         except PromQLError as exc:
             raise QueryError(self.name, str(exc)) from None
 
@@ -49,7 +50,7 @@ class StorageSource:
         from incident.sources.promql import PromQLError, evaluate_range
 
         try:
-            return evaluate_range(query, self._data(), start.timestamp(), end.timestamp(),
+            return evaluate_range(query, self.data(), start.timestamp(), end.timestamp(),
                                   step.total_seconds())
         except PromQLError as exc:
             raise QueryError(self.name, str(exc)) from None
@@ -64,7 +65,8 @@ class FileSource(StorageSource):
         self._path = spec.path
         self._loaded: MemoryStorage | None = None
 
-    def _data(self) -> MemoryStorage:
+    def data(self) -> MemoryStorage:
+        """The series under the path, read on first use."""
         if self._loaded is None:
             from incident.sources.files import load_series
 

@@ -40,12 +40,17 @@ class OutboxMixin:
         return self._db.run("enqueue notifications",
                             lambda conn: enqueue(conn, envelopes, at), write=True)
 
-    def claim_due(self, *, now: datetime, runner: str, lease: timedelta, limit: int = 10_000
-                  ) -> builtins.list[OutboxItem]:
-        """Claim pending rows due at `now` for `runner` until `now + lease`; no two runners get one row."""
+    def claim_due(self, *, now: datetime, runner: str, lease: timedelta, limit: int = 10_000,
+                  drills: bool = False) -> builtins.list[OutboxItem]:
+        """Claim pending rows due at `now` for `runner` until `now + lease`; no two runners get one row.
+
+        Rows for drill channels (`drill:oncall`) are claimed only with `drills`, by drill runs.
+        """
         now = utc(now, "now")
         free = sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now)
-        due = (outbox.c.status == "pending") & (outbox.c.next_attempt_at <= now) & free
+        drill = outbox.c.channel.startswith("drill:", autoescape=True)
+        due = (outbox.c.status == "pending") & (outbox.c.next_attempt_at <= now) & free & (
+            drill if drills else ~drill)
 
         def tx(conn: Connection) -> builtins.list[OutboxItem]:
             query = sa.select(outbox).where(due).order_by(outbox.c.id).limit(limit)
@@ -110,6 +115,18 @@ class OutboxMixin:
             outbox.c.sent_at >= utc(since, "since"))
         return self._db.run("count sent messages", lambda conn: int(conn.execute(query).scalar()
                                                                       or 0), write=False)
+
+    def reopened_at(self, incident_ids: Sequence[int]) -> dict[int, datetime]:
+        """When each of these incidents last reopened (those never reopened are left out)."""
+        ids = list(incident_ids)
+        if not ids:
+            return {}
+        query = sa.select(events.c.incident_id, sa.func.max(events.c.at)).where(
+            events.c.kind == EventKind.REOPENED.value, events.c.incident_id.in_(ids)
+        ).group_by(events.c.incident_id)
+        return self._db.run("read reopen times",
+                            lambda conn: {int(i): at for i, at in conn.execute(query)},
+                            write=False)
 
     def outbox(self, *, statuses: Sequence[str] | None = None, incident_id: int | None = None,
                limit: int = 100_000) -> builtins.list[OutboxItem]:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from incident.store.types import JSONText, UTCDateTime
 
 # Bump on every schema change and add MIGRATIONS[new_version].
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Explicit constraint names, so a later migration can refer to (and drop) them by name.
 metadata = sa.MetaData(
@@ -208,6 +208,25 @@ action_items = sa.Table(
     sqlite_autoincrement=True,
 )
 
+# Since version 5. The drill journal: one row per drill run, its scorecard as JSON.
+drill_runs = sa.Table(
+    "drill_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("drill", sa.String, nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),  # replay | live
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),  # wall clock
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("sim_start", UTCDateTime, nullable=False),  # the scenario's clock
+    sa.Column("sim_end", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String, nullable=False),
+    sa.Column("scorecard", sa.Text, nullable=False, server_default="{}"),
+    sa.CheckConstraint("status IN ('running', 'passed', 'failed', 'aborted')", name="status"),
+    sa.Index(None, "drill", "started_at"),
+    sqlite_autoincrement=True,
+)
+
 # MIGRATIONS[n] turns a version n-1 schema into version n, inside the caller's transaction.
 Migration = Callable[[Connection], None]
 
@@ -235,6 +254,14 @@ def _add_postmortems(conn: Connection) -> None:
 
 
 MIGRATIONS[4] = _add_postmortems
+
+
+def _add_drill_runs(conn: Connection) -> None:
+    """4 → 5: the drill journal."""
+    drill_runs.create(conn)
+
+
+MIGRATIONS[5] = _add_drill_runs
 
 _VERSION_KEY = "schema_version"
 

@@ -16,6 +16,7 @@ from incident.errors import NotFound, StoreError
 from incident.model import EventKind, Incident, Severity, Status, TimelineEvent
 from incident.store import schema
 from incident.store.db import Conflict, Database, create_engine, resolve_url, safe
+from incident.store.drills import DrillMixin
 from incident.store.outbox import Notifications, OutboxMixin, enqueue
 from incident.store.records import (
     POSTMORTEM_NUMBER_FIELDS,
@@ -48,7 +49,7 @@ from incident.store.types import normalise, utc
 MAX_ERROR_CHARS = 2000
 
 
-class Store(OutboxMixin):
+class Store(OutboxMixin, DrillMixin):
     """Incidents, timelines, source health and runner leases, behind SQLAlchemy (SQLite or PostgreSQL).
 
     Build it with `Store.connect`. Every datetime passed in must be timezone-aware; every

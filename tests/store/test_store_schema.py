@@ -36,11 +36,12 @@ def make_version_1(url: str, root: Path) -> int:
         store.add_event(incident.id, at=T0 + timedelta(minutes=1), kind=EventKind.NOTE,
                         actor="ana", text="looking")
         store.record_source("prom", ok=False, at=T0, error="timeout")
-    # Versions 2, 3 and 4 only added tables (leases; outbox and silences; postmortems and
-    # action items): dropping them gives exactly a version 1 database.
+    # Versions 2 to 5 only added tables (leases; outbox and silences; postmortems and action
+    # items; the drill journal): dropping them gives exactly a version 1 database.
     _execute(url, sa.text("DROP TABLE incident_leases"), sa.text("DROP TABLE incident_outbox"),
              sa.text("DROP TABLE incident_silences"), sa.text("DROP TABLE incident_action_items"),
-             sa.text("DROP TABLE incident_postmortems"), sa.update(schema.meta).values(value="1"))
+             sa.text("DROP TABLE incident_postmortems"), sa.text("DROP TABLE drill_runs"),
+             sa.update(schema.meta).values(value="1"))
     return incident.id
 
 
