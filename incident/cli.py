@@ -523,14 +523,15 @@ def checks() -> None:
 @pass_ctx
 @command
 def checks_validate(c: Ctx) -> None:
-    """Validate incident.yaml and every check; print every problem with file:line:col.
+    """Validate incident.yaml, every check and drill; print every problem with file:line:col.
 
     Example:  incident checks validate
     """
     app.validate_channels(c.project)
-    click.echo(f"ok: {len(c.project.checks)} checks, {len(c.project.settings.sources)} sources, "
-               f"{len(c.project.settings.channels)} channels, "
-               f"{len(c.project.settings.routes)} routes")
+    p = c.project
+    click.echo(f"ok: {len(p.checks)} checks, {len(p.drills)} drills, "
+               f"{len(p.settings.sources)} sources, {len(p.settings.channels)} channels, "
+               f"{len(p.settings.routes)} routes")
 
 
 @checks.command("list")
