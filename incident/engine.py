@@ -68,7 +68,7 @@ class Finding:
 class Action:
     """A change the run made (or, dry, would make) to one incident."""
 
-    kind: str  # opened | reopened | resolved | updated
+    kind: str  # opened | reopened | resolved | updated | raised (severity)
     fingerprint: str
     incident_id: int | None
     reason: str = ""
@@ -351,14 +351,24 @@ class Engine:
             return None  # still past `clear` but never fired in the window: nothing to reopen
         title = check.name + (f" ({', '.join(f'{k}={v}' for k, v in finding.labels.items())})"
                               if len(finding.labels) else "")
+        severity = finding.severity or check.severity
         incident, change = self.store.open_incident(
             fingerprint=finding.fingerprint, check=check.name, title=title,
-            severity=finding.severity or check.severity,
+            severity=severity,
             labels={**check.labels, **finding.labels.as_dict()},
             runbook=check.runbook, detected_at=finding.detected_at or now, at=now,
             value=finding.value, reopen_window=self.project.settings.reopen_window, actor=ACTOR,
             drill=self.drill_prefix is not None,
             notifications=(on := self.pipeline.on("opened", now, finding.reason)))
+        if change is Change.EXISTING and severity.rank < incident.severity.rank:
+            # A slow burn opened it as a ticket; a fast burn now pages: the incident follows.
+            incident, raised = self.store.raise_severity(
+                incident.id, severity, at=now, actor=ACTOR, reason=finding.reason,
+                notifications=(on := self.pipeline.on("severity", now, finding.reason)))
+            if raised:
+                self._muted(incident, on, now)
+                return Action(kind="raised", fingerprint=finding.fingerprint,
+                              incident_id=incident.id, reason=finding.reason)
         if change is Change.EXISTING:
             previous = current.value if current else None
             if _notable(previous, finding.value):

@@ -185,3 +185,25 @@ def test_value_jumps_are_recorded_but_small_drifts_are_not(harness) -> None:
 def test_no_data_rule_enum_covers_the_design() -> None:
     """keep, alert and resolve are the three rules a check can name."""
     assert [r.value for r in NoData] == ["keep", "alert", "resolve"]
+
+
+def test_an_open_incident_becomes_more_urgent_with_its_firing(harness) -> None:
+    """A slow burn opens a low incident; a fast burn raises it to critical and pages again."""
+    ratio = [1.0] * 60 + [0.97] * 40 + [0.5] * 30
+    h = harness(series(a=ratio), group_by="[]", detector=(
+        "{type: burn_rate, objective: 0.99, windows: ["
+        "{long: 10m, short: 2m, burn: 20, severity: critical}, "
+        "{long: 30m, short: 5m, burn: 2, severity: low}]}"))
+    opened_at = next(m for m in range(60, 100) if "opened" in h.at(m))
+    [incident] = h.incidents()
+    assert incident.severity.value == "low"
+    raised = [m for m in range(opened_at + 1, 130) if "raised" in h.at(m)]
+    assert len(raised) == 1 and raised[0] > 100  # once, when the fast pair fires
+    [incident] = h.incidents()
+    timeline = h.store.get(incident.id).timeline
+    assert incident.severity.value == "critical"
+    assert [e.text.split(":")[0] for e in timeline if e.kind.value == "escalated"] == [
+        "severity low → critical"]
+    titles = [json.loads(line)["title"] for line in h.sent()]
+    assert titles == [f"[LOW] OPENED #{incident.id}: pay",
+                      f"[CRITICAL] MORE URGENT #{incident.id}: pay"]

@@ -15,8 +15,9 @@ series, over the points at or before `now`:
   the series has at least `long` of history in the frame (no verdict from a partial
   window; the check's lookback must cover the longest window). The defaults are the
   Workbook's: 1h/5m at 14.4 and 6h/30m at 6 page; 1d/2h at 3 and 3d/6h at 1 are tickets
-  (severity low). A point *breaches* when any pair holds; the first pair listed that
-  holds names the reason and its severity.
+  (severity low). A point *breaches* when any pair holds; the first pair listed that held
+  anywhere in the episode so far names the reason and the severity (so an episode that
+  starts as a ticket and turns into a page reports the page from then on).
 - *Missing SLI*: a point without a number (no ratio, or good or total missing, or total 0)
   is never read as 100% (or 0%) success: it is no evidence. It neither breaches nor
   clears, so a burning episode holds through a gap (the check's `no_data` rule reports
@@ -111,16 +112,20 @@ def detect(frame: pd.DataFrame, params: BurnRateParams, now: datetime) -> list[F
     flat_burning = burning.T.ravel()
     out = []
     for e in episodes(g, flat_breach, flat_breach | ~flat_present, 0):
-        pair = params.windows[int(flat_which[e.fired])]
-        seen = np.flatnonzero(flat_present[e.start:e.end] & flat_breach[e.start:e.end])
-        value = float(flat_burning[e.start + seen[-1]]) if seen.size else math.nan
+        seen = e.start + np.flatnonzero(flat_present[e.start:e.end] & flat_breach[e.start:e.end])
+        # The first-listed pair that held anywhere in the episode so far names it: a slow burn
+        # that turns into a fast one reports the fast pair (and its severity) from then on.
+        best = int(flat_which[seen].min()) if seen.size else int(flat_which[e.fired])
+        named = int(seen[flat_which[seen] == best][0]) if seen.size else e.fired
+        pair = params.windows[best]
+        value = float(flat_burning[seen[-1]]) if seen.size else math.nan
         out.append(Firing(
             labels=g.labels[e.column],
             start=g.stamp(e.start),
             fired=g.stamp(e.fired),
             end=g.stamp_or_none(e.end),
             value=value,
-            reason=_reason(float(flat_burning[e.fired]), pair),
+            reason=_reason(float(flat_burning[named]), pair),
             severity=pair.severity,
         ))
     out.sort(key=lambda f: (f.fired, f.labels))

@@ -12,7 +12,8 @@ from incident.timeutil import format_duration, iso
 
 TEMPLATES = Path(__file__).parent / "templates"
 FIRST_STEPS = 3  # enough to start on from a phone, before opening the runbook
-EVENTS = ("opened", "reopened", "reminder", "escalated", "acknowledged", "resolved", "update")
+EVENTS = ("opened", "reopened", "reminder", "escalated", "severity", "acknowledged", "resolved",
+          "update")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,7 +31,8 @@ def render(incident: Incident, event: str, *, now: datetime, reason: str = "",
     """The message for one incident event: what, since when, value, runbook, what to run."""
     from incident.templating import render as render_template
 
-    verb = {"opened": "OPENED", "reopened": "REOPENED"}.get(event, event.upper())
+    verb = {"opened": "OPENED", "reopened": "REOPENED", "severity": "MORE URGENT"}.get(
+        event, event.upper())
     context: dict[str, Any] = {
         "incident": incident, "event": event, "verb": verb, "reason": reason,
         "tag": "[DRILL] " if incident.drill else "",

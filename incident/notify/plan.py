@@ -36,6 +36,8 @@ def event_key(incident: Incident, event: str, detail: str | int | None = None) -
     """The idempotency key of an event of this incident."""
     if event in ("reopened", "resolved", "acknowledged"):
         return f"{event}:{incident.reopened}"
+    if event == "severity":  # once per level reached, per episode
+        return f"severity:{incident.severity.value}:{incident.reopened}"
     return event if detail is None else f"{event}:{detail}"
 
 

@@ -289,6 +289,32 @@ class Store(OutboxMixin, DrillMixin):
         return self._db.run(f"resolve incident {incident_id}",
                             _notifying(tx, notifications, at, False), write=True)
 
+    def raise_severity(self, incident_id: int, severity: Severity, *, at: datetime, actor: str,
+                       reason: str = "", notifications: Notifications | None = None
+                       ) -> tuple[Incident, bool]:
+        """Make an active incident more urgent; False when it was already as urgent or is over."""
+        at = utc(at, "at")
+        severity = Severity(severity)
+        less_urgent = [s.value for s in Severity if s.rank > severity.rank]
+
+        def tx(conn: Connection) -> tuple[Incident, bool]:
+            before = _load(conn, incident_id)
+            # The WHERE makes it atomic: of two runners raising together, one records it.
+            changed = conn.execute(
+                sa.update(incidents).where(incidents.c.id == incident_id,
+                                           incidents.c.active_key.is_not(None),
+                                           incidents.c.severity.in_(less_urgent))
+                .values(severity=severity.value, updated_at=at)).rowcount == 1
+            if changed:
+                _insert_event(conn, incident_id, at=at, kind=EventKind.ESCALATED, actor=actor,
+                              text=f"severity {before.severity.value} → {severity.value}"
+                                   + (f": {reason}" if reason else ""),
+                              data={"from": before.severity.value, "to": severity.value})
+            return _load(conn, incident_id), changed
+
+        return self._db.run(f"raise the severity of incident {incident_id}",
+                            _notifying(tx, notifications, at, False), write=True)
+
     def acknowledge(self, incident_id: int, *, at: datetime, actor: str,
                     notifications: Notifications | None = None) -> tuple[Incident, bool]:
         """Acknowledge an open incident; False if it already was; InvalidTransition if resolved."""
