@@ -105,3 +105,25 @@ def run_drill(project: Project, store: Store, drill: Drill, *, start: datetime, 
     path = scorecard.save(card, drill_window(card.start, card.end, project),
                           project.root / "reports")
     return card, path
+
+
+def run_due_drills(project: Project, store: Store, *, now: datetime, actor: str
+                   ) -> list[tuple[Scorecard, Path]]:
+    """Run every drill whose schedule came due since its last run, once across cron hosts:
+    each claims the drill's slot in the store's leases before running it."""
+    from incident.drills.schedule import status
+    from incident.runners import default_runner
+
+    runner = default_runner()
+    done = []
+    for s in status(project.drills, store.drill_runs(limit=10_000), now):
+        if not s.due or s.next_due is None:
+            continue
+        key = f"drill:{s.drill.name}"
+        if not store.claim_lease(key, s.next_due, runner=runner, at=now,
+                                 ttl=max(project.settings.lease_ttl, 2 * s.drill.duration)):
+            continue
+        done.append(run_drill(project, store, s.drill, start=now - s.drill.duration, live=False,
+                              actor=actor))
+        store.finish_leases([(key, s.next_due)], runner=runner, at=now)
+    return done

@@ -851,14 +851,8 @@ def drill_due(c: Ctx, by: str | None, as_json: bool) -> None:
     \b
     Example:  */10 * * * *  incident --project /srv/shop drill due
     """
-    from incident.drills.schedule import status
-
-    now = utcnow()
     with _store(c.project) as store:
-        due = [s.drill for s in status(c.project.drills, store.drill_runs(limit=10_000), now)
-               if s.due]
-        cards = [app.run_drill(c.project, store, d, start=now - d.duration, live=False,
-                               actor=_actor(by)) for d in due]
+        cards = app.run_due_drills(c.project, store, now=utcnow(), actor=_actor(by))
     if not cards and not as_json:
         click.echo("no drill is due")
     _drill_results(c.project, cards, as_json)
@@ -874,25 +868,12 @@ def drill_list(c: Ctx, as_json: bool) -> None:
     Example:  incident drill list
     """
     from incident.drills.schedule import status
+    from incident.views import drill_list_text, drill_rows
 
     with _store(c.project) as store:
-        rows = status(c.project.drills, store.drill_runs(limit=10_000), utcnow())
-    data = [{"drill": s.drill.name, "schedule": s.drill.schedule, "timezone": s.drill.timezone,
-             "last_run": s.last.id if s.last else None,
-             "last_result": s.last.status if s.last else None,
-             "last_at": app.local_time(s.last.started_at, c.project) if s.last else None,
-             "due": s.due, "next_due": app.local_time(s.next_due, c.project) if s.next_due
-             else None, "description": s.drill.description} for s in rows]
-    if as_json:
-        return _emit(data)
-    click.echo(f"{'DRILL':<22} {'SCHEDULE':<14} {'LAST RUN':<27} {'RESULT':<8} NEXT DUE")
-    for d in data:
-        last = f"#{d['last_run']} {d['last_at']}" if d["last_run"] else "never"
-        nxt = "due now" if d["due"] else d["next_due"] or "-"
-        click.echo(f"{d['drill']:<22} {d['schedule'] or '-':<14} {last:<27} "
-                   f"{d['last_result'] or '-':<8} {nxt}")
-    if not data:
-        click.echo("no drills: add drills/NAME.yaml (incident drill generate CHECK)")
+        rows = drill_rows(status(c.project.drills, store.drill_runs(limit=10_000), utcnow()),
+                          c.project)
+    _emit(rows) if as_json else click.echo(drill_list_text(rows))
 
 
 @drill.command("history")
@@ -907,26 +888,14 @@ def drill_history(c: Ctx, name: str, limit: int, as_json: bool) -> None:
     Example:  incident drill history database-failure
     """
     from incident.drills.run import select
+    from incident.views import drill_history_text, drill_run_json
 
     select(c.project, [name])
     with _store(c.project) as store:
         runs = store.drill_runs(name, limit=limit)
     if as_json:
-        return _emit([{"run": r.id, "mode": r.mode, "status": r.status, "actor": r.actor,
-                       "started_at": r.started_at.isoformat(), "scorecard": r.scorecard}
-                      for r in runs])
-    for r in runs:
-        expectations = r.scorecard.get("expectations", [])
-        passed = sum(e["status"] == "passed" for e in expectations)
-        click.echo(f"#{r.id:<4} {app.local_time(r.started_at, c.project)}  {r.mode:<6} "
-                   f"{r.status:<8} {passed}/{len(expectations)} expectations  by {r.actor}")
-        for why in r.scorecard.get("aborted_because", []):
-            click.echo(f"        aborted: {why}")
-        for e in expectations:
-            if e["status"] == "failed":
-                click.echo(f"        FAIL {e['expectation']}: {e['reason']}")
-    if not runs:
-        click.echo(f"{name} has never run: incident drill run {name}")
+        return _emit([drill_run_json(r) for r in runs])
+    click.echo(drill_history_text(name, runs, c.project))
 
 
 @drill.command("coverage")
@@ -939,19 +908,10 @@ def drill_coverage(c: Ctx, as_json: bool) -> None:
     Example:  incident drill coverage
     """
     from incident.drills.coverage import coverage
+    from incident.views import coverage_json, coverage_text
 
     cov = coverage(c.project)
-    if as_json:
-        return _emit({"checks": {k: list(v) for k, v in cov.checks.items()},
-                      "runbooks": {k: list(v) for k, v in cov.runbooks.items()},
-                      "uncovered_checks": cov.uncovered_checks,
-                      "unrehearsed_runbooks": cov.unrehearsed_runbooks})
-    for kind, table in (("check", cov.checks), ("runbook", cov.runbooks)):
-        for name, drills in table.items():
-            click.echo(f"{kind:<8} {name:<28} {', '.join(drills) or 'NOT EXERCISED'}")
-    click.echo(f"{len(cov.checks) - len(cov.uncovered_checks)}/{len(cov.checks)} checks and "
-               f"{len(cov.runbooks) - len(cov.unrehearsed_runbooks)}/{len(cov.runbooks)} "
-               "runbooks exercised by a drill")
+    _emit(coverage_json(cov)) if as_json else click.echo(coverage_text(cov))
 
 
 @drill.command("generate")

@@ -445,6 +445,9 @@ class Project:
 
 
 FAULT_TYPES = ("set", "add", "multiply", "ramp", "drop", "noise", "flatline")
+# Drill incidents' fingerprints and drill messages' channels start with it: a real runner
+# never claims, resolves or delivers anything that does.
+DRILL_PREFIX = "drill:"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -553,7 +556,11 @@ class DrillRun:
     @property
     def fingerprint_prefix(self) -> str:
         """Drill incidents carry it, so they never meet a real incident or another run's."""
-        return f"drill:{self.drill}#{self.id}:"
+        return f"{DRILL_PREFIX}{self.drill}#{self.id}:"
+
+    def owns(self, incident: Incident) -> bool:
+        """True for the incidents this run opened."""
+        return incident.drill and incident.fingerprint.startswith(self.fingerprint_prefix)
 
 
 # ---------------------------------------------------------------- detection

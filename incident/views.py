@@ -5,13 +5,17 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from incident.app import local_time
 from incident.engine import RunReport, State
-from incident.model import Check, Incident, Labels, Project, Runbook, TimelineEvent
+from incident.model import Check, DrillRun, Incident, Labels, Project, Runbook, TimelineEvent
 from incident.runbooks import HistoryEntry, StepState
 from incident.timeutil import format_duration, iso
+
+if TYPE_CHECKING:
+    from incident.drills.coverage import Coverage
+    from incident.drills.schedule import DrillStatus
 
 
 def incident_json(incident: Incident) -> dict[str, Any]:
@@ -236,3 +240,67 @@ def _terminal_markdown(body: str) -> str:
         else:
             out.append(line)
     return "\n".join(out).strip("\n")
+
+
+def drill_rows(statuses: Sequence[DrillStatus], project: Project) -> list[dict[str, Any]]:
+    """`incident drill list --json`: each drill's schedule, last run and next due time."""
+    return [{"drill": s.drill.name, "schedule": s.drill.schedule, "timezone": s.drill.timezone,
+             "last_run": s.last.id if s.last else None,
+             "last_result": s.last.status if s.last else None,
+             "last_at": local_time(s.last.started_at, project) if s.last else None,
+             "due": s.due, "next_due": local_time(s.next_due, project) if s.next_due else None,
+             "description": s.drill.description} for s in statuses]
+
+
+def drill_list_text(rows: Sequence[dict[str, Any]]) -> str:
+    """`incident drill list`: one line a drill."""
+    if not rows:
+        return "no drills: add drills/NAME.yaml (incident drill generate CHECK)"
+    lines = [f"{'DRILL':<22} {'SCHEDULE':<14} {'LAST RUN':<27} {'RESULT':<8} NEXT DUE"]
+    for d in rows:
+        last = f"#{d['last_run']} {d['last_at']}" if d["last_run"] else "never"
+        nxt = "due now" if d["due"] else d["next_due"] or "-"
+        lines.append(f"{d['drill']:<22} {d['schedule'] or '-':<14} {last:<27} "
+                     f"{d['last_result'] or '-':<8} {nxt}")
+    return "\n".join(lines)
+
+
+def drill_run_json(run: DrillRun) -> dict[str, Any]:
+    """One journal row for scripts."""
+    return {"run": run.id, "mode": run.mode, "status": run.status, "actor": run.actor,
+            "started_at": iso(run.started_at), "scorecard": dict(run.scorecard)}
+
+
+def drill_history_text(name: str, runs: Sequence[DrillRun], project: Project) -> str:
+    """`incident drill history NAME`: each run, with why it failed or was aborted."""
+    if not runs:
+        return f"{name} has never run: incident drill run {name}"
+    lines = []
+    for r in runs:
+        expectations = r.scorecard.get("expectations", [])
+        passed = sum(e["status"] == "passed" for e in expectations)
+        lines.append(f"#{r.id:<4} {local_time(r.started_at, project)}  {r.mode:<6} "
+                     f"{r.status:<8} {passed}/{len(expectations)} expectations  by {r.actor}")
+        lines += [f"        aborted: {why}" for why in r.scorecard.get("aborted_because", [])]
+        lines += [f"        FAIL {e['expectation']}: {e['reason']}" for e in expectations
+                  if e["status"] == "failed"]
+    return "\n".join(lines)
+
+
+def coverage_json(cov: Coverage) -> dict[str, Any]:
+    """`incident drill coverage --json`."""
+    return {"checks": {k: list(v) for k, v in cov.checks.items()},
+            "runbooks": {k: list(v) for k, v in cov.runbooks.items()},
+            "uncovered_checks": cov.uncovered_checks,
+            "unrehearsed_runbooks": cov.unrehearsed_runbooks}
+
+
+def coverage_text(cov: Coverage) -> str:
+    """`incident drill coverage`: every check and runbook with the drills that reach it."""
+    lines = [f"{kind:<8} {name:<28} {', '.join(drills) or 'NOT EXERCISED'}"
+             for kind, table in (("check", cov.checks), ("runbook", cov.runbooks))
+             for name, drills in table.items()]
+    lines.append(f"{len(cov.checks) - len(cov.uncovered_checks)}/{len(cov.checks)} checks and "
+                 f"{len(cov.runbooks) - len(cov.unrehearsed_runbooks)}/{len(cov.runbooks)} "
+                 "runbooks exercised by a drill")
+    return "\n".join(lines)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -225,3 +227,50 @@ def test_trends_count_drills_from_the_journal(shop: Path) -> None:
     data = json.loads(cli(shop, "report", "trends", "--since", "7d", "--json")[1])
     assert data["drills"] == {"run": 2, "passed": 1, "pass_rate": 0.5}
     assert data["incidents"] == 0  # drill incidents stay out of the real numbers
+
+
+def test_a_drill_fallback_stays_a_drill_message(shop: Path) -> None:
+    """A drill stand-in that gives up falls back to the fallback's stand-in, never the real
+    channel, and a real run afterwards delivers nothing of the drill's."""
+    path = shop / "incident.yaml"
+    path.write_text(path.read_text().replace(
+        'oncall: "file://reports/drill-notifications.log"',
+        f'oncall: "json://127.0.0.1:{free_port()}/"').replace(
+        "routes:", "delivery: {attempts: 1, fallback: managers}\n\nroutes:", 1))
+    assert drill(shop, "payment-failure")[0] == 1  # oncall's stand-in is down
+    assert cli(shop, "check")[0] == 0
+    real = (shop / "reports" / "managers.log").read_text()
+    assert "[DRILL]" not in real and "alipay" in real
+    stand_in = (shop / "reports" / "drill-notifications.log").read_text()
+    assert "[DRILL]" in stand_in and "wechat" in stand_in
+    pending = json.loads(cli(shop, "notify", "pending", "--all", "--json")[1])
+    assert not [p for p in pending if p["status"] == "pending"]
+
+
+def test_a_source_that_breaks_leaves_the_run_aborted(shop: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A drill whose check cannot be read exits 3 and journals the run as aborted."""
+    monkeypatch.setenv("PROMETHEUS_URL", f"http://127.0.0.1:{free_port()}")
+    path = shop / "checks" / "business.yaml"  # payment-success-rate comes first
+    path.write_text(path.read_text().replace("  every: 1m\n", "  source: prom\n  every: 1m\n", 1))
+    code, out = cli(shop, "drill", "run", "payment-failure")
+    assert code == 3 and out.startswith("error: source 'prom'"), out
+    [run] = json.loads(cli(shop, "drill", "history", "payment-failure", "--json")[1])
+    assert run["status"] == "aborted"
+    assert run["scorecard"]["aborted_because"][0].startswith("the run stopped: source 'prom'")
+    path = shop / "checks" / "servers.yaml"
+    path.write_text(path.read_text().replace("  every: 1m\n", "  source: prom\n  every: 1m\n"))
+    code, out = cli(shop, "drill", "run", "server-down")  # raw-metric faults need local data
+    assert code == 2 and "metric faults need a local source" in out
+
+
+def test_due_drills_run_once_across_hosts(shop: Path) -> None:
+    """Two `drill due` processes started together run a due drill once between them."""
+    for path in (shop / "drills").glob("*.yaml"):
+        if path.stem != "payment-failure":
+            path.unlink()
+    command = [sys.executable, "-m", "incident", "--project", str(shop), "drill", "due", "--json"]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=60)[0] for p in procs]
+    assert sorted(len(json.loads(o)) for o in outputs) == [0, 1]
+    assert len(json.loads(cli(shop, "drill", "history", "payment-failure", "--json")[1])) == 1

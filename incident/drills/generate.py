@@ -6,9 +6,7 @@ crosses the detector's level, held long enough for its `for`, and expectations s
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import timedelta
-from typing import Any
 
 from incident.model import (
     AbsentParams,
@@ -62,27 +60,13 @@ def _fault(check: Check) -> tuple[str, str, timedelta]:
 
 
 def _first_selector(query: str) -> str:
-    from incident.sources.promql import ast
+    from incident.sources.promql.ast import selectors
     from incident.sources.promql.parser import parse
 
-    def walk(node: Any) -> ast.VectorSelector | None:
-        if isinstance(node, ast.VectorSelector):
-            return node
-        if dataclasses.is_dataclass(node):
-            for f in dataclasses.fields(node):
-                found = walk(getattr(node, f.name))
-                if found:
-                    return found
-        if isinstance(node, tuple | list):
-            for item in node:
-                found = walk(item)
-                if found:
-                    return found
-        return None
-
-    sel = walk(parse(query))
-    if sel is None:
+    found = selectors(parse(query))
+    if not found:
         return query
+    sel = found[0]
     matchers = ",".join(f'{m.name}{m.op.value}"{m.value}"' for m in sel.matchers
                         if m.name != "__name__")
     return f"{sel.name or ''}{{{matchers}}}" if matchers else sel.name or query

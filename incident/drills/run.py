@@ -11,7 +11,7 @@ stand-ins for the routed channels (or, where the scenario says so, to the real c
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,20 @@ from incident.drills.faults import matches
 from incident.drills.score import FAILED, Context, Outcome, score
 from incident.drills.source import ReplaySource, extremes, faulted_storage
 from incident.errors import DrillError
-from incident.model import Check, Drill, DrillRun, Incident, Labels, Project, ThresholdParams
+from incident.model import (
+    DRILL_PREFIX,
+    Attempt,
+    Check,
+    Drill,
+    DrillRun,
+    Envelope,
+    Incident,
+    Labels,
+    OutboxItem,
+    Project,
+    Silence,
+    ThresholdParams,
+)
 from incident.timeutil import align, format_duration
 
 if TYPE_CHECKING:
@@ -45,6 +58,7 @@ class Scorecard:
     aborted_because: tuple[str, ...] = ()
     deviated: tuple[str, ...] = ()  # the real series misbehaved during the drill by themselves
     incidents: tuple[dict[str, Any], ...] = ()  # JSON-ready rows
+    roles: Mapping[str, str] = field(default_factory=dict)  # live drills: role → who
     elapsed: float = 0.0  # wall seconds the run took
 
     def as_dict(self) -> dict[str, Any]:
@@ -57,7 +71,7 @@ class Scorecard:
             "expectations": [{"expectation": o.expectation, "status": o.status,
                               "reason": o.reason, "incident": o.incident_id,
                               "measured_seconds": dict(o.measured)} for o in self.outcomes],
-            "incidents": [dict(i) for i in self.incidents],
+            "incidents": [dict(i) for i in self.incidents], "roles": dict(self.roles),
         }
 
 
@@ -78,20 +92,30 @@ class _Setup:
 
 def involved_checks(project: Project, drill: Drill) -> list[Check]:
     """The checks a drill evaluates: the ones it names, and those reading a faulted metric."""
-    from incident.sources.promql.parser import parse
-
     names = list(drill.checks)
-    for inj in drill.inject:
-        if inj.metric:
-            metric = getattr(parse(inj.metric), "name", None) or ""
-            names += [c.name for c in project.checks if metric and metric in _queries(c)]
+    faulted = [_metric(i.metric) for i in drill.inject if i.metric]
+    if faulted:
+        names += [c.name for c in project.checks
+                  if any(m is None or m in _metrics(c) for m in faulted)]
     return [project.check(n) for n in dict.fromkeys(names)]
 
 
-def _queries(check: Check) -> str:
-    from incident.detectors import inputs
+def _metric(selector: str) -> str | None:
+    """The metric name of a fault's selector (None: a selector by labels only)."""
+    from incident.sources.promql.ast import selectors
+    from incident.sources.promql.parser import parse
 
-    return " ".join(inputs.queries(check.query, check.detector).values())
+    return next((s.name for s in selectors(parse(selector))), None)
+
+
+def _metrics(check: Check) -> set[str]:
+    """Every metric name the check's queries select."""
+    from incident.detectors import inputs
+    from incident.sources.promql.ast import selectors
+    from incident.sources.promql.parser import parse
+
+    return {s.name or "" for q in inputs.queries(check.query, check.detector).values()
+            for s in selectors(parse(q))}
 
 
 def scope(drill: Drill, check: str) -> list[dict[str, str]]:
@@ -106,12 +130,10 @@ def _in_scope(labels: Labels | dict[str, str], wanted: list[dict[str, str]]) -> 
                for w in wanted)
 
 
-def prepare(project: Project, drill: Drill, sources: dict[str, Source], start: datetime,
-            shift: timedelta = timedelta(0)) -> _Setup:
-    """Replay sources for every involved check: read once, raw-metric faults in the data."""
-    checks = involved_checks(project, drill)
-    if not checks:
-        raise DrillError(f"{drill.path}: the drill names no check and its faults reach none")
+def prepare(drill: Drill, checks: Sequence[Check], sources: Mapping[str, Source],
+            start: datetime, shift: timedelta = timedelta(0), *, live: bool = False) -> _Setup:
+    """Replay sources for every involved check: raw-metric faults in the data, read once
+    over the drill's span (a live drill reads as it goes)."""
     end = start + drill.duration
     metric_faults = [i for i in drill.inject if i.metric]
     faulted: dict[str, Source] = {}
@@ -124,39 +146,44 @@ def prepare(project: Project, drill: Drill, sources: dict[str, Source], start: d
                 raise DrillError(
                     f"{drill.path}: metric faults need a local source, and checks here read "
                     f"{name!r}; lay the fault over the check instead (inject: - check: NAME)")
-            faulted[name] = StorageSource(name, faulted_storage(
-                real.data(), metric_faults, start))
-    setup = _Setup(checks=checks, step=min(c.every for c in checks))
+            faulted[name] = StorageSource(name, faulted_storage(real.data(), metric_faults, start))
+    setup = _Setup(checks=list(checks), step=min(c.every for c in checks))
     for c in checks:
         if any(i.check == c.name for i in drill.inject) and not c.query:
             raise DrillError(f"{drill.path}: {c.name} reads good/total queries, not one series; "
                              "lay the fault over a raw metric instead (inject: - metric: …)")
-        span = (align(start, c.every) - c.lookback, align(end, c.every))
         setup.sources[c.name] = ReplaySource(
             faulted.get(c.source, sources[c.source]), check_query=c.query,
             faults=[i for i in drill.inject if i.check == c.name], drill_start=start,
-            span=span, shift=shift)
+            span=(align(start, c.every) - c.lookback, align(end, c.every)), shift=shift,
+            clean_inner=sources[c.source], cached=not live)
     return setup
 
 
-def steady_state(project: Project, drill: Drill, setup: _Setup, store: Store, at: datetime
-                 ) -> list[str]:
-    """Why the system is not in its steady state at `at` (empty when it is): the drill's
-    checks must be quiet on the real data, with no real incident open for them."""
+def _firing(drill: Drill, setup: _Setup, at: datetime) -> list[tuple[str, str]]:
+    """(fingerprint, why) of in-scope series firing on the real data at `at`, by the engine's
+    own rule."""
     from incident.engine import State, judge, window
 
-    problems = []
+    out = []
     for c in setup.checks:
-        wanted = scope(drill, c.name)
-        clean = setup.sources[c.name].clean()
-        frame = clean.query_range(c.query or "", *window(c, at), c.every) if c.query else None
-        if frame is not None:
-            for f in judge(c, frame, at):
-                if f.state is State.FIRING and _in_scope(f.labels, wanted):
-                    problems.append(f"{f.fingerprint} is already firing on the real data "
-                                    f"({f.reason or 'breaching'})")
+        if not c.query:
+            continue
+        frame = setup.sources[c.name].clean().query_range(c.query, *window(c, at), c.every)
+        out += [(f.fingerprint, f.reason or "breaching") for f in judge(c, frame, at)
+                if f.state is State.FIRING and f.fired_at is not None
+                and _in_scope(f.labels, scope(drill, c.name))]
+    return out
+
+
+def steady_state(drill: Drill, setup: _Setup, store: Store, at: datetime) -> list[str]:
+    """Why the system is not in its steady state at `at` (empty when it is): the drill's
+    checks must be quiet on the real data, with no real incident open for them."""
+    problems = [f"{fp} is already firing on the real data ({why})"
+                for fp, why in _firing(drill, setup, at)]
+    for c in setup.checks:
         for incident in store.active(check=c.name):
-            if not incident.drill and _in_scope(dict(incident.labels), wanted):
+            if not incident.drill and _in_scope(dict(incident.labels), scope(drill, c.name)):
                 problems.append(f"real incident #{incident.id} {incident.fingerprint} is open")
     return problems
 
@@ -168,17 +195,28 @@ class DrillOutbox:
         self._store = store
         self._run = run
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+    def enqueue(self, envelopes: Sequence[Envelope], *, at: datetime) -> list[Envelope]:
+        """Write envelopes to the store's outbox."""
+        return self._store.enqueue(envelopes, at=at)
 
-    def claim_due(self, **kwargs: Any) -> list[Any]:
-        """Only drill rows, and of those only this run's."""
-        rows = self._store.claim_due(**kwargs, drills=True)
+    def claim_due(self, *, now: datetime, runner: str, lease: timedelta, limit: int = 10_000
+                  ) -> list[OutboxItem]:
+        """Only drill rows, and of those only this run's (another run's go back at once)."""
+        rows = self._store.claim_due(now=now, runner=runner, lease=lease, limit=limit,
+                                     drills=True)
         mine = {i.id for i in self._store.drill_incidents(self._run)}
         others = [r.id for r in rows if r.envelope.incident_id not in mine]
         if others:
-            self._store.release(others, runner=kwargs["runner"])
+            self._store.release(others, runner=runner)
         return [r for r in rows if r.envelope.incident_id in mine]
+
+    def release(self, ids: Iterable[int], *, runner: str) -> None:
+        """Give claimed rows back."""
+        self._store.release(ids, runner=runner)
+
+    def record_attempts(self, attempts: Sequence[Attempt], *, runner: str, actor: str) -> None:
+        """Record delivery attempts on the outbox and the timelines."""
+        self._store.record_attempts(attempts, runner=runner, actor=actor)
 
     def sent_messages(self, channel: str, *, since: datetime) -> int:
         """Messages this run sent to a channel since `since` (for the rate limit): runs on
@@ -188,10 +226,17 @@ class DrillOutbox:
                 if item.envelope.channel == channel and item.sent_at and item.sent_at >= since}
         return len(sent)
 
+    def silences(self, *, active_at: datetime | None = None) -> list[Silence]:
+        """The store's silences: a drill meets the same ones a real incident would."""
+        return self._store.silences(active_at=active_at)
+
     def active(self, check: str | None = None) -> list[Incident]:
         """This run's open incidents."""
-        prefix = self._run.fingerprint_prefix
-        return [i for i in self._store.active(check) if i.fingerprint.startswith(prefix)]
+        return [i for i in self._store.active(check) if self._run.owns(i)]
+
+    def reopened_at(self, ids: Sequence[int]) -> dict[int, datetime]:
+        """When each of these incidents last reopened."""
+        return self._store.reopened_at(ids)
 
 
 def drill_project(project: Project, drill: Drill, checks: Iterable[Check]) -> Project:
@@ -205,73 +250,82 @@ def drill_project(project: Project, drill: Drill, checks: Iterable[Check]) -> Pr
     for n in drill.real_channels:
         channels[DRILL_CHANNEL + n] = replace(settings.channels[n], name=DRILL_CHANNEL + n)
     return replace(project, settings=replace(settings, channels=channels),
-                   checks=tuple(replace(c, source=f"drill:{c.name}") for c in checks))
+                   checks=tuple(replace(c, source=f"{DRILL_PREFIX}{c.name}") for c in checks))
 
 
-def run(project: Project, drill: Drill, store: Store, sources: dict[str, Source], *,
+def run(project: Project, drill: Drill, store: Store, sources: Mapping[str, Source], *,
         start: datetime, clock: Clock, live: bool = False, actor: str = ACTOR) -> Scorecard:
     """Run a drill from `start` (the scenario's clock) and journal it; the scorecard."""
-    from incident.engine import Engine
-    from incident.notify import Notifier
-    from incident.notify.pipeline import Pipeline
-
     began = time.monotonic()
-    start = align(start, min(c.every for c in involved_checks(project, drill)))
-    wall_start = clock.now()
-    shift = (wall_start - start) if live else timedelta(0)
-    setup = prepare(project, drill, sources, start, shift)
+    checks = involved_checks(project, drill)
+    if not checks:
+        raise DrillError(f"{drill.path}: the drill names no check and its faults reach none")
+    step = min(c.every for c in checks)
+    start = align(start, step)
+    # Live, the scenario's clock runs a whole number of steps behind the wall clock, so each
+    # tick evaluates on the replayed grid.
+    shift = step * -((start - clock.now()) // step) if live else timedelta(0)
+    setup = prepare(drill, checks, sources, start, shift, live=live)
     end = start + drill.duration
-    journal = store.start_drill_run(drill.name, mode="live" if live else "replay", at=wall_start,
-                                    sim_start=start, sim_end=end, actor=actor)
-    aborted = steady_state(project, drill, setup, store, start + shift)
-    if aborted:
-        card = Scorecard(drill=drill.name, run_id=journal.id, mode=journal.mode, status=ABORTED,
-                         start=start, end=end, aborted_because=tuple(aborted),
-                         elapsed=time.monotonic() - began)
-        store.finish_drill_run(journal.id, status=ABORTED, at=clock.now(),
-                               scorecard=card.as_dict())
-        return card
-
-    view = drill_project(project, drill, setup.checks)
-    notifier = Notifier(view.settings, project.root)
-    pipeline = Pipeline(view, DrillOutbox(store, journal), notifier, drills=True)
-    engine = Engine(view, {f"drill:{n}": s for n, s in setup.sources.items()}, store, notifier,
-                    drill_prefix=journal.fingerprint_prefix, pipeline=pipeline)
-    errors: list[str] = []
+    journal = store.start_drill_run(drill.name, mode="live" if live else "replay",
+                                    at=clock.now(), sim_start=start, sim_end=end, actor=actor)
     try:
-        for t in _ticks(start, end, setup.step):
-            now = t + shift
-            if live:
-                wait = (now - clock.now()).total_seconds()
-                if wait > 0:
-                    clock.sleep(wait)
-            due = [c.name for c in setup.checks if (t - align(t, c.every)) == timedelta(0)]
-            report = engine.run(now, due)
-            errors += [f"+{format_duration(t - start)} {e}" for e in report.source_errors]
-        incidents = [store.get(i.id) for i in store.drill_incidents(journal)]
-        ctx = Context(start=start + shift, end=end + shift, live=live,
-                      stand_ins=frozenset(project.settings.drill_channels) | set(
-                          drill.real_channels),
-                      hints=_hints(project, drill, setup, start, end))
-        outcomes = score(drill, incidents, ctx)
-        # A check that could not be read during the drill explains a missing incident.
-        deviated = _deviated(project, drill, setup, end + shift) + [
-            f"not evaluated at {e}" for e in dict.fromkeys(errors)]
+        card = _run(project, drill, store, setup, journal, clock, began)
     except BaseException as exc:
         store.finish_drill_run(journal.id, status=ABORTED, at=clock.now(), scorecard={
             "drill": drill.name, "run": journal.id, "status": ABORTED,
             "aborted_because": [f"the run stopped: {exc or type(exc).__name__}"]})
         raise
+    store.finish_drill_run(journal.id, status=card.status, at=clock.now(),
+                           scorecard=card.as_dict())
+    return card
+
+
+def _run(project: Project, drill: Drill, store: Store, setup: _Setup, journal: DrillRun,
+         clock: Clock, began: float) -> Scorecard:
+    """Steady state, then the replay through a drill engine, scoring and restore."""
+    from incident.engine import Engine
+    from incident.notify import Notifier
+    from incident.notify.pipeline import Pipeline
+
+    live = journal.mode == "live"
+    start, end = journal.sim_start, journal.sim_end
+    shift = setup.sources[setup.checks[0].name].shift
+    card = Scorecard(drill=drill.name, run_id=journal.id, mode=journal.mode, status=ABORTED,
+                     start=start + shift, end=end + shift, roles=drill.roles)
+    aborted = steady_state(drill, setup, store, start + shift)
+    if aborted:
+        return replace(card, aborted_because=tuple(aborted), elapsed=time.monotonic() - began)
+    view = drill_project(project, drill, setup.checks)
+    notifier = Notifier(view.settings, project.root)
+    engine = Engine(view, {f"{DRILL_PREFIX}{n}": s for n, s in setup.sources.items()}, store,
+                    notifier, drill_prefix=journal.fingerprint_prefix,
+                    pipeline=Pipeline(view, DrillOutbox(store, journal), notifier, drills=True))
+    errors: list[str] = []
+    try:
+        for t in _ticks(start, end, setup.step):
+            if live:
+                clock.sleep(max((t + shift - clock.now()).total_seconds(), 0.0))
+            due = [c.name for c in setup.checks if t == align(t, c.every)]
+            report = engine.run(t + shift, due)
+            errors += [f"+{format_duration(t - start)} {e}" for e in report.source_errors]
+        incidents = [store.get(i.id) for i in store.drill_incidents(journal)]
+        ctx = Context(start=start + shift, end=end + shift, live=live,
+                      stand_ins=frozenset(project.settings.drill_channels) | set(
+                          drill.real_channels),
+                      hints=_hints(drill, setup, start, end))
+        outcomes = score(drill, incidents, ctx)
+        # The real series moving by themselves, or a check that could not be read, explain
+        # a surprising scorecard.
+        deviated = [f"{fp} fires on the real data at the end of the drill ({why})"
+                    for fp, why in _firing(drill, setup, end + shift)]
+        deviated += [f"not evaluated at {e}" for e in dict.fromkeys(errors)]
     finally:
         restore(store, journal, end + shift)
     status = FAILED if any(o.status == FAILED for o in outcomes) else PASSED
-    card = Scorecard(drill=drill.name, run_id=journal.id, mode=journal.mode, status=status,
-                     start=start + shift, end=end + shift, outcomes=tuple(outcomes),
-                     deviated=tuple(deviated),
-                     incidents=tuple(_row(i, start + shift) for i in incidents),
-                     elapsed=time.monotonic() - began)
-    store.finish_drill_run(journal.id, status=status, at=clock.now(), scorecard=card.as_dict())
-    return card
+    return replace(card, status=status, outcomes=tuple(outcomes), deviated=tuple(deviated),
+                   incidents=tuple(_row(i, start + shift) for i in incidents),
+                   elapsed=time.monotonic() - began)
 
 
 def _ticks(start: datetime, end: datetime, step: timedelta) -> list[datetime]:
@@ -284,14 +338,13 @@ def _ticks(start: datetime, end: datetime, step: timedelta) -> list[datetime]:
 def restore(store: Store, journal: DrillRun, at: datetime) -> None:
     """Resolve what the drill left open and drop its undelivered messages: nothing lingers."""
     for incident in store.active():
-        if incident.drill and incident.fingerprint.startswith(journal.fingerprint_prefix):
+        if journal.owns(incident):
             store.resolve(incident.id, at=max(at, incident.opened_at), actor=ACTOR,
                           text="drill ended: restored")
     store.abandon_drill_messages(journal)
 
 
-def _hints(project: Project, drill: Drill, setup: _Setup, start: datetime, end: datetime
-           ) -> dict[str, str]:
+def _hints(drill: Drill, setup: _Setup, start: datetime, end: datetime) -> dict[str, str]:
     """Per check, the range its faulted series took, beside the detector's level."""
     out = {}
     for c in setup.checks:
@@ -308,21 +361,6 @@ def _hints(project: Project, drill: Drill, setup: _Setup, start: datetime, end: 
                 f"; fires below {p.below:g}" if p.below is not None else ""
             level += f" for {format_duration(p.for_)}" if p.for_ else ""
         out[c.name] = f"its series ranged {span[0]:.4g}…{span[1]:.4g} during the drill{level}"
-    return out
-
-
-def _deviated(project: Project, drill: Drill, setup: _Setup, end: datetime) -> list[str]:
-    """In-scope series that fire at the end without any fault: the real system moved."""
-    from incident.engine import State, judge, window
-
-    out = []
-    for c in setup.checks:
-        if not c.query:
-            continue
-        frame = setup.sources[c.name].clean().query_range(c.query, *window(c, end), c.every)
-        out += [f"{f.fingerprint} fires on the real data at the end of the drill"
-                for f in judge(c, frame, end)
-                if f.state is State.FIRING and _in_scope(f.labels, scope(drill, c.name))]
     return out
 
 

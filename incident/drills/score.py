@@ -151,16 +151,21 @@ def _notified(name: str, e: Expectation, found: Sequence[Incident], origin: date
 
 def _resolved(name: str, e: Expectation, found: Sequence[Incident], ctx: Context,
               recovered: datetime) -> Outcome:
-    last = max(found, key=lambda i: i.opened_at)
-    if last.resolved_at is None:
-        return Outcome(expectation=name, status=FAILED, incident_id=last.id,
-                       reason=f"#{last.id} was still open when the drill ended "
+    open_ = [i for i in found if i.resolved_at is None]
+    if open_:
+        return Outcome(expectation=name, status=FAILED, incident_id=open_[0].id,
+                       reason=f"#{open_[0].id} was still open when the drill ended "
                               "(the check never cleared)")
+    last = max(found, key=lambda i: i.resolved_at or i.opened_at)
+    assert last.resolved_at is not None
     measured = {"resolve": (last.resolved_at - recovered).total_seconds(),
                 "open_for": (last.resolved_at - last.opened_at).total_seconds()}
     late = _late("resolved", last.resolved_at - ctx.start, e.within)
-    return Outcome(expectation=name, status=FAILED if late else PASSED, reason=late or "",
-                   measured=measured, incident_id=last.id)
+    # Live, who resolved it is part of the score; in a replay it is always the check.
+    who = f"resolved by {last.resolved_by}" if ctx.live and last.resolved_by else ""
+    return Outcome(expectation=name, status=FAILED if late else PASSED,
+                   reason="; ".join(p for p in (late, who) if p), measured=measured,
+                   incident_id=last.id)
 
 
 def _acknowledged(name: str, e: Expectation, first: Incident, ctx: Context) -> Outcome:

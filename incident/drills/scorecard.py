@@ -44,6 +44,10 @@ def text(card: Scorecard, when: str) -> str:
             f"{format_duration(card.end - card.start)}): {card.status.upper()}"
             f" in {card.elapsed:.1f}s")
     lines = [head]
+    if card.roles:
+        lines.append("  roles: " + ", ".join(f"{r} {who}" for r, who in card.roles.items()))
+    if card.outcomes:
+        lines.append("  (times after the check's fault began; incidents after the drill began)")
     for reason in card.aborted_because:
         lines.append(f"  aborted: steady state not met: {reason}")
     width = max((len(o.expectation) for o in card.outcomes), default=0)
@@ -64,7 +68,11 @@ def markdown(card: Scorecard, when: str) -> str:
     out = [f"# Drill {card.drill} #{card.run_id}: {card.status.upper()}", "",
            f"- mode: {card.mode}", f"- scenario clock: {when}",
            f"- duration: {format_duration(card.end - card.start)}",
-           f"- run took: {card.elapsed:.1f}s", ""]
+           f"- run took: {card.elapsed:.1f}s"]
+    out += [f"- {role}: {who}" for role, who in card.roles.items()] + [""]
+    if card.outcomes:
+        out += ["Measured times are after the check's fault began; incident times after the "
+                "drill began.", ""]
     if card.aborted_because:
         out += ["## Aborted: steady state not met", ""]
         out += [f"- {_md(r)}" for r in card.aborted_because] + [""]

@@ -27,33 +27,48 @@ if TYPE_CHECKING:
 
 
 class ReplaySource:
-    """One check's view of a source during a drill: read once, faulted, served in slices."""
+    """One check's view of a source during a drill: faults laid over what the source says.
+
+    A replay reads the source once over the drill's span and serves slices; a live drill
+    (`cached=False`) reads on every tick, since the data it replays is still being written.
+    `clean_inner` is the source without raw-metric faults, for the steady state.
+    """
 
     def __init__(self, inner: Source, *, check_query: str, faults: Sequence[Injection],
                  drill_start: datetime, span: tuple[datetime, datetime],
-                 shift: timedelta = timedelta(0),
+                 shift: timedelta = timedelta(0), clean_inner: Source | None = None,
+                 cached: bool = True,
                  raw: dict[tuple[str, timedelta], pd.DataFrame] | None = None) -> None:
         self.name = inner.name
         self._inner = inner
+        self._clean_inner = clean_inner
         self._check_query = check_query
         self._faults = faults
         self._drill_start = drill_start
         self._span = span
         self._shift = shift
-        self._raw = {} if raw is None else raw  # shared with clean(): the source is read once
+        self._cached = cached
+        self._raw = {} if raw is None else raw  # shared with clean() when the data is the same
         self._faulted: dict[tuple[str, timedelta], pd.DataFrame] = {}
 
+    @property
+    def shift(self) -> timedelta:
+        """How far the wall clock runs ahead of the replayed data (live drills)."""
+        return self._shift
+
     def clean(self) -> ReplaySource:
-        """The same data with no fault laid over it (for the steady-state hypothesis)."""
-        return ReplaySource(self._inner, check_query=self._check_query, faults=(),
+        """The real data with no fault laid over it (for the steady-state hypothesis)."""
+        inner = self._clean_inner or self._inner
+        return ReplaySource(inner, check_query=self._check_query, faults=(),
                             drill_start=self._drill_start, span=self._span, shift=self._shift,
-                            raw=self._raw)
+                            cached=self._cached,
+                            raw=self._raw if inner is self._inner else None)
 
     def query_range(self, query: str, start: datetime, end: datetime, step: timedelta
                     ) -> pd.DataFrame:
         """The query over [start, end] as the drill sees it at that time."""
         start, end = start - self._shift, end - self._shift
-        if start < self._span[0] or end > self._span[1]:
+        if not self._cached or start < self._span[0] or end > self._span[1]:
             whole = self._fault(query, self._inner.query_range(query, start, end, step))
         else:
             whole = self.frame(step, query)

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from incident.model import Attempt, DeliveryPolicy, Envelope, OutboxItem
+from incident.model import DRILL_PREFIX, Attempt, DeliveryPolicy, Envelope, OutboxItem
 from incident.notify.deliver import Delivery, Notifier
 from incident.notify.message import Message, digest
 from incident.notify.outbox import Outbox
@@ -125,8 +125,12 @@ def _attempts(batch: Batch, result: Delivery, policy: DeliveryPolicy, now: datet
         then: tuple[Envelope, ...] = ()
         env = item.envelope
         if not result.ok and retry_at is None and policy.fallback \
-                and env.channel != policy.fallback and not env.event_key.endswith(":fallback"):
-            then = (replace(env, channel=policy.fallback, event_key=f"{env.event_key}:fallback"),)
+                and env.channel.removeprefix(DRILL_PREFIX) != policy.fallback \
+                and not env.event_key.endswith(":fallback"):
+            # A drill's fallback is the fallback's drill stand-in: a drill never pages for real.
+            fallback = (DRILL_PREFIX if env.channel.startswith(DRILL_PREFIX) else "") \
+                + policy.fallback
+            then = (replace(env, channel=fallback, event_key=f"{env.event_key}:fallback"),)
         out.append(Attempt(item=item, number=n, at=now, ok=result.ok, error=result.error,
                            message=message_id, retry_at=retry_at, then=then))
     return out

@@ -12,14 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from incident.model import Envelope, Incident, Runbook, Settings, Silence, Status
+from incident.model import DRILL_PREFIX, Envelope, Incident, Runbook, Settings, Silence, Status
 from incident.notify.message import render
 from incident.notify.routing import active_window, attributes, channels, matching_routes
 from incident.notify.silence import muting
 
 # Drill incidents are routed like real ones onto these names; only the drill run that opened
 # them claims and delivers them, to the project's drill stand-in for the channel.
-DRILL_CHANNEL = "drill:"
+DRILL_CHANNEL = DRILL_PREFIX
 # Events people post or take themselves: a silence or a window never holds them back.
 UNMUTED = ("update", "acknowledged")
 
@@ -56,6 +56,8 @@ def plan(settings: Settings, runbooks: Mapping[str, Runbook], incident: Incident
     """Route, mute, render: the envelopes for one event (a drill's go to drill: channels)."""
     chosen = list(dict.fromkeys(to)) if to is not None else targets(settings, incident, event)
     if incident.drill:
+        if incident.status is Status.RESOLVED and event != "resolved":
+            return Plan()  # the drill is over: nobody would deliver it
         # Only a drill run delivers these (see DRILL_CHANNEL): a drill never pages for real.
         chosen = [DRILL_CHANNEL + c for c in chosen]
     if not chosen:

@@ -90,7 +90,8 @@ def _plots(project: Project, store: Store, incident: Incident, now: datetime,
     involved: dict[str, list[Incident]] = {}
     if incident.check:
         involved[incident.check] = [incident]
-    for other in store.list(since=start - timedelta(days=1), limit=1000):
+    for other in store.list(since=start - timedelta(days=1), limit=1000,
+                            include_drills=incident.drill):
         if other.check and other.id != incident.id and other.opened_at <= end \
                 and (other.resolved_at is None or other.resolved_at >= start):
             involved.setdefault(other.check, []).append(other)

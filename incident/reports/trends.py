@@ -58,8 +58,8 @@ def build(project: Project, store: Store, since: timedelta, now: datetime, *,
           plot: bool = True) -> TrendsReport:
     """Read the period's incidents (with timelines) and action items and compute every number."""
     start = now - since
-    listed = store.list(since=start, limit=MAX_INCIDENTS)
-    real = tuple(store.get(i.id) for i in reversed(listed) if not i.drill)
+    listed = store.list(since=start, limit=MAX_INCIDENTS, include_drills=False)
+    real = tuple(store.get(i.id) for i in reversed(listed))
     open_items = store.action_items(open_only=True)
     by_incident: dict[int, list[int]] = {}
     for item in open_items:

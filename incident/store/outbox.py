@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from incident.errors import NotFound
-from incident.model import Attempt, Envelope, EventKind, Incident, OutboxItem, Silence
+from incident.model import DRILL_PREFIX, Attempt, Envelope, EventKind, Incident, OutboxItem, Silence
 from incident.store.schema import events, incidents, outbox, silences
 from incident.store.types import utc
 
@@ -48,7 +48,7 @@ class OutboxMixin:
         """
         now = utc(now, "now")
         free = sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now)
-        drill = outbox.c.channel.startswith("drill:", autoescape=True)
+        drill = outbox.c.channel.startswith(DRILL_PREFIX, autoescape=True)
         due = (outbox.c.status == "pending") & (outbox.c.next_attempt_at <= now) & free & (
             drill if drills else ~drill)
 

@@ -112,3 +112,16 @@ Expr = (
 COMPARISON_OPS = frozenset({"==", "!=", ">", "<", ">=", "<="})
 SET_OPS = frozenset({"and", "or", "unless"})
 ARITHMETIC_OPS = frozenset({"+", "-", "*", "/", "%", "^", "atan2"})
+
+
+def selectors(node: object) -> list[VectorSelector]:
+    """Every vector selector in a syntax tree, in reading order (ranges and subqueries too)."""
+    import dataclasses
+
+    if isinstance(node, VectorSelector):
+        return [node]
+    if isinstance(node, tuple | list):
+        return [s for item in node for s in selectors(item)]
+    if dataclasses.is_dataclass(node):
+        return [s for f in dataclasses.fields(node) for s in selectors(getattr(node, f.name))]
+    return []
