@@ -274,3 +274,26 @@ def test_due_drills_run_once_across_hosts(shop: Path) -> None:
     outputs = [p.communicate(timeout=60)[0] for p in procs]
     assert sorted(len(json.loads(o)) for o in outputs) == [0, 1]
     assert len(json.loads(cli(shop, "drill", "history", "payment-failure", "--json")[1])) == 1
+
+
+def test_a_run_whose_process_died_is_closed_by_the_next(shop: Path) -> None:
+    """A run left `running` long ago is journaled aborted and its incidents resolved."""
+    from incident.config import load_project
+    from incident.model import Severity
+    from incident.store import Store
+
+    project = load_project(shop, {})
+    then = datetime.now(UTC) - timedelta(hours=1)
+    with Store.connect(project.settings.store, root=shop) as store:
+        dead = store.start_drill_run("server-down", mode="replay", at=then, sim_start=then,
+                                     sim_end=then + timedelta(minutes=30), actor="cron")
+        store.open_incident(fingerprint=dead.fingerprint_prefix + "server-down", check="server-down",
+                            title="server-down", severity=Severity.CRITICAL, labels={},
+                            runbook=None, detected_at=then, at=then, value=0.0,
+                            reopen_window=timedelta(0), actor="incident check", drill=True)
+    assert drill(shop, "payment-failure")[0] == 0
+    history = json.loads(cli(shop, "drill", "history", "server-down", "--json")[1])
+    assert [(h["run"], h["status"]) for h in history] == [(dead.id, "aborted")]
+    assert history[0]["scorecard"]["aborted_because"] == [
+        "the drill's process stopped before it finished"]
+    assert json.loads(cli(shop, "list", "--json")[1]) == []

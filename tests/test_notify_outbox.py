@@ -304,3 +304,25 @@ def test_a_reopened_incident_reminds_and_escalates_counting_from_the_reopen(
         assert keys == ["escalated", "escalated:1", "reminder:1", "reminder:1:1", "reminder:1:2",
                         "reminder:2"]
         runner.store.close()
+
+
+def test_rate_limit_holds_back_and_never_drops(tmp_path: Path) -> None:
+    """Five messages at 2 a minute go out 2, 2, 1 over three runs; a run at an earlier clock
+    does not count later sends against its budget."""
+    with HTTPReceiver() as rx:
+        root = project(tmp_path, {"oncall": rx.url()},
+                       "delivery: {rate_limit: 2/1m, group_over: 1000}\n")
+        runner = Runner(root, frame(5))
+        sent = []
+        for minute in (10, 11, 12):
+            runner.at(minute)
+            sent.append(len(rx.received))
+        assert sent == [2, 4, 5]
+        assert ids_in(rx.received) == Counter({i.id: 1 for i in runner.store.list()})
+        window = {"since": T0 + timedelta(minutes=9), "until": T0 + timedelta(minutes=10)}
+        assert runner.store.sent_messages("oncall", since=window["until"],
+                                          until=T0 + timedelta(minutes=11)) == 2
+        assert runner.store.sent_messages("oncall", **window) == 2
+        earlier = {"since": T0, "until": T0 + timedelta(minutes=1)}
+        assert runner.store.sent_messages("oncall", **earlier) == 0
+        runner.store.close()

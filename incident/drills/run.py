@@ -218,12 +218,13 @@ class DrillOutbox:
         """Record delivery attempts on the outbox and the timelines."""
         self._store.record_attempts(attempts, runner=runner, actor=actor)
 
-    def sent_messages(self, channel: str, *, since: datetime) -> int:
-        """Messages this run sent to a channel since `since` (for the rate limit): runs on
-        other scenario clocks must not count against each other."""
+    def sent_messages(self, channel: str, *, since: datetime, until: datetime) -> int:
+        """Messages this run sent to a channel in (since, until] (for the rate limit): runs
+        replaying the same minutes must not count against each other."""
         sent = {item.id for i in self._store.drill_incidents(self._run)
                 for item in self._store.outbox(statuses=["sent"], incident_id=i.id)
-                if item.envelope.channel == channel and item.sent_at and item.sent_at >= since}
+                if item.envelope.channel == channel and item.sent_at
+                and since < item.sent_at <= until}
         return len(sent)
 
     def silences(self, *, active_at: datetime | None = None) -> list[Silence]:
@@ -253,10 +254,28 @@ def drill_project(project: Project, drill: Drill, checks: Iterable[Check]) -> Pr
                    checks=tuple(replace(c, source=f"{DRILL_PREFIX}{c.name}") for c in checks))
 
 
+# A run still `running` this long after it should have ended lost its process.
+STALE_AFTER = timedelta(minutes=10)
+
+
+def sweep(store: Store, now: datetime) -> list[DrillRun]:
+    """Close the runs whose process died: journal them aborted and restore what they left."""
+    stale = []
+    for r in store.drill_runs(limit=10_000):
+        length = r.sim_end - r.sim_start if r.mode == "live" else timedelta(0)
+        if r.status == "running" and r.started_at + length + STALE_AFTER < now:
+            restore(store, r, now)
+            stale.append(store.finish_drill_run(r.id, status=ABORTED, at=now, scorecard={
+                **r.scorecard, "drill": r.drill, "run": r.id, "status": ABORTED,
+                "aborted_because": ["the drill's process stopped before it finished"]}))
+    return stale
+
+
 def run(project: Project, drill: Drill, store: Store, sources: Mapping[str, Source], *,
         start: datetime, clock: Clock, live: bool = False, actor: str = ACTOR) -> Scorecard:
     """Run a drill from `start` (the scenario's clock) and journal it; the scorecard."""
     began = time.monotonic()
+    sweep(store, clock.now())
     checks = involved_checks(project, drill)
     if not checks:
         raise DrillError(f"{drill.path}: the drill names no check and its faults reach none")

@@ -63,8 +63,8 @@ def batches(items: Sequence[OutboxItem], outbox: Outbox, policy: DeliveryPolicy,
         alone = [[r] for r in rows if r.envelope.event in ALONE]
         rest = [r for r in rows if r.envelope.event not in ALONE]
         groups = alone + ([rest] if len(rest) > policy.group_over else [[r] for r in rest])
-        budget = max(policy.rate_limit
-                     - outbox.sent_messages(channel, since=now - policy.rate_window), 0)
+        recent = outbox.sent_messages(channel, since=now - policy.rate_window, until=now)
+        budget = max(policy.rate_limit - recent, 0)
         send += [Batch(channel, tuple(g)) for g in groups[:budget]]
         hold += [r for g in groups[budget:] for r in g]
     return send, hold

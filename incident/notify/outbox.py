@@ -29,7 +29,7 @@ class Outbox(Protocol):
         """Record attempts on the outbox and the timelines."""
         ...
 
-    def sent_messages(self, channel: str, *, since: datetime) -> int:
+    def sent_messages(self, channel: str, *, since: datetime, until: datetime) -> int:
         """Messages sent to a channel since a time."""
         ...
 

@@ -108,11 +108,14 @@ class OutboxMixin:
 
         self._db.run("record delivery attempts", tx, write=True)
 
-    def sent_messages(self, channel: str, *, since: datetime) -> int:
-        """How many messages (a digest counts once) went to `channel` at or after `since`."""
+    def sent_messages(self, channel: str, *, since: datetime, until: datetime) -> int:
+        """How many messages (a digest counts once) went to `channel` in (since, until].
+
+        Bounded on both sides: a run `--at` an earlier time must not count later sends.
+        """
         query = sa.select(sa.func.count(sa.distinct(outbox.c.message))).where(
             outbox.c.channel == channel, outbox.c.status == "sent",
-            outbox.c.sent_at >= utc(since, "since"))
+            outbox.c.sent_at > utc(since, "since"), outbox.c.sent_at <= utc(until, "until"))
         return self._db.run("count sent messages", lambda conn: int(conn.execute(query).scalar()
                                                                       or 0), write=False)
 
