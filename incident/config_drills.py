@@ -52,6 +52,25 @@ class _Known:
     def __init__(self, checks: Mapping[str, Check], runbooks: Collection[str],
                  channels: Collection[str]) -> None:
         self.checks, self.runbooks, self.channels = checks, runbooks, channels
+        self._metrics: set[str] | None = None
+
+    @property
+    def metrics(self) -> set[str]:
+        """Every metric name the checks' queries (and their detectors' queries) select."""
+        if self._metrics is None:
+            from incident.sources.promql.ast import selectors
+            from incident.sources.promql.errors import PromQLError
+            from incident.sources.promql.parser import parse
+
+            texts = [q for c in self.checks.values() for q in (
+                c.query, *(getattr(c.detector, k, None) for k in ("good", "total"))) if q]
+            self._metrics = set()
+            for text in texts:
+                try:
+                    self._metrics |= {s.name for s in selectors(parse(text)) if s.name}
+                except PromQLError:
+                    continue  # a query the source rejects is reported when the check runs
+        return self._metrics
 
 
 def load_drills(root: Path, checks: Mapping[str, Check], runbooks: Collection[str],
@@ -161,7 +180,7 @@ def _read_injection(r: _Reader, node: Node, field: str, known: _Known,
         r.problem(node, field, "expected exactly one of 'check' (its evaluated series) or "
                                "'metric' (a raw series selector of a local source)")
     if metric is not None:
-        _selector(r, fields["metric"], f"{field}.metric", metric)
+        _selector(r, fields["metric"], f"{field}.metric", metric, known)
     labels = r.string_map(fields["labels"], f"{field}.labels") or {} if "labels" in fields else {}
     start = r.duration(fields["from"], f"{field}.from", allow_zero=True) if "from" in fields \
         else None
@@ -178,7 +197,7 @@ def _read_injection(r: _Reader, node: Node, field: str, known: _Known,
                      fault=fault, position=r.position(node))
 
 
-def _selector(r: _Reader, node: Node, field: str, text: str) -> None:
+def _selector(r: _Reader, node: Node, field: str, text: str, known: _Known) -> None:
     from incident.sources.promql import ast
     from incident.sources.promql.errors import PromQLError
     from incident.sources.promql.parser import parse
@@ -191,6 +210,9 @@ def _selector(r: _Reader, node: Node, field: str, text: str) -> None:
     if not isinstance(expr, ast.VectorSelector) or expr.offset_ms:
         r.problem(node, field, "expected a plain series selector like "
                                "http_requests_total{code=\"500\"}")
+    elif expr.name and expr.name not in known.metrics:
+        r.problem(node, field, _unknown("metric", expr.name, tuple(known.metrics)).replace(
+            "unknown metric", "no check reads metric", 1).replace("(known:", "(checks read:", 1))
 
 
 def _read_fault(r: _Reader, node: Node, field: str) -> Fault | None:

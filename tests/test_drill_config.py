@@ -50,6 +50,21 @@ CASES = [
           - incident: {check: api-success-rate, within: 10m}
         """, ["drills/bad.yaml:7:19: inject[0].fault.type: unknown fault type 'mutliply' "
               "(known: add, drop, flatline, multiply, noise, ramp, set); did you mean 'multiply'?"]),
+    ("metric-no-check-reads", """
+        name: bad
+        duration: 30m
+        inject:
+          - metric: 'http_request_total{code="500"}'
+            from: 2m
+            to: 10m
+            fault: {type: multiply, by: 2}
+        expect:
+          - incident: {check: api-success-rate, within: 10m}
+        """, ["drills/bad.yaml:4:13: inject[0].metric: no check reads metric "
+              "'http_request_total' (checks read: http_requests_total, node_cpu_seconds_total, "
+              "node_load5, pg_query_duration_seconds_bucket, pg_settings_max_connections, "
+              "pg_stat_activity_count, shop_orders_total, shop_payments_total, "
+              "shop_sessions_total, up); did you mean 'http_requests_total'?"]),
     ("no-expectations", """
         name: bad
         duration: 30m
