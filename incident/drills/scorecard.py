@@ -88,7 +88,7 @@ def markdown(card: Scorecard, when: str) -> str:
                 " resolved |", "|---|---|---|---|---|---|"]
         out += [f"| {i['id']} | {_md(i['fingerprint'])} | {i['severity']} | "
                 f"{_md(i['runbook'] or '')} | +{i['opened']} | "
-                f"{'+' + i['resolved'] if i['resolved'] else 'open'} |"
+                f"{'+' + i['resolved'] if i['resolved'] else 'open at the end (restored)'} |"
                 for i in card.incidents] + [""]
     return "\n".join(out)
 
