@@ -52,7 +52,7 @@ class Pipeline:
         # Unique per instance: two engines in one process are two runners.
         self.runner = runner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.concurrency = concurrency
-        self.drills = drills  # a drill run's pipeline: its outbox claims drill channels only
+        self.drills = drills  # a drill run's pipeline: reminders for drill incidents only
         self._silences: tuple[datetime, list[Silence]] | None = None
 
     def silences(self, now: datetime) -> list[Silence]:
