@@ -58,16 +58,14 @@ class _Known:
     def metrics(self) -> set[str]:
         """Every metric name the checks' queries (and their detectors' queries) select."""
         if self._metrics is None:
-            from incident.sources.promql.ast import selectors
-            from incident.sources.promql.errors import PromQLError
-            from incident.sources.promql.parser import parse
+            from incident.sources.promql import PromQLError, metric_names
 
             texts = [q for c in self.checks.values() for q in (
                 c.query, *(getattr(c.detector, k, None) for k in ("good", "total"))) if q]
             self._metrics = set()
             for text in texts:
                 try:
-                    self._metrics |= {s.name for s in selectors(parse(text)) if s.name}
+                    self._metrics |= metric_names(text)
                 except PromQLError:
                     continue  # a query the source rejects is reported when the check runs
         return self._metrics

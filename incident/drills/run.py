@@ -111,11 +111,10 @@ def _metric(selector: str) -> str | None:
 def _metrics(check: Check) -> set[str]:
     """Every metric name the check's queries select."""
     from incident.detectors import inputs
-    from incident.sources.promql.ast import selectors
-    from incident.sources.promql.parser import parse
+    from incident.sources.promql import metric_names
 
-    return {s.name or "" for q in inputs.queries(check.query, check.detector).values()
-            for s in selectors(parse(q))}
+    return {m for q in inputs.queries(check.query, check.detector).values()
+            for m in metric_names(q)}
 
 
 def scope(drill: Drill, check: str) -> list[dict[str, str]]:

@@ -97,3 +97,10 @@ def _instant_order(tree: Expr, value: list[Series]) -> list[Sample]:
         samples.sort(key=lambda s: (not math.isnan(s.value),
                                     0.0 if math.isnan(s.value) else sign * s.value))
     return samples
+
+
+def metric_names(query: str) -> set[str]:
+    """The metric names a query selects (PromQLError if it does not parse)."""
+    from incident.sources.promql.ast import selectors
+
+    return {s.name for s in selectors(parse(query)) if s.name}
