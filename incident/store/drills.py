@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from incident.errors import NotFound
 from incident.model import DrillRun, Incident
-from incident.store.records import incident_from_row
+from incident.store.records import from_row, incident_from_row
 from incident.store.schema import drill_runs, incidents, outbox
 from incident.store.types import utc
 
@@ -98,8 +98,4 @@ def _run(conn: sa.Connection, run_id: int) -> DrillRun:
 
 
 def _from_row(row: sa.Row) -> DrillRun:
-    m = row._mapping
-    return DrillRun(id=m["id"], drill=m["drill"], mode=m["mode"], status=m["status"],
-                    started_at=m["started_at"], finished_at=m["finished_at"],
-                    sim_start=m["sim_start"], sim_end=m["sim_end"], actor=m["actor"],
-                    scorecard=json.loads(m["scorecard"] or "{}"))
+    return from_row(DrillRun, row, scorecard=json.loads(row._mapping["scorecard"] or "{}"))

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import date, datetime
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from incident.errors import IncidentError
 from incident.model import EventKind, Incident, Severity, Status, TimelineEvent
+
+R = TypeVar("R")
 
 
 class Change(enum.StrEnum):
@@ -111,32 +115,6 @@ def event_from_row(row: sa.Row) -> TimelineEvent:
     )
 
 
-def health_from_row(row: sa.Row) -> SourceHealth:
-    """A SourceHealth from a row of the source_health table."""
-    m = row._mapping
-    return SourceHealth(
-        source=m["source"],
-        consecutive_failures=m["consecutive_failures"],
-        failing_since=m["failing_since"],
-        last_ok_at=m["last_ok_at"],
-        last_failure_at=m["last_failure_at"],
-        last_error=m["last_error"],
-        checked_at=m["checked_at"],
-    )
-
-
-def lease_from_row(row: sa.Row) -> Lease:
-    """A Lease from a row of the incident_leases table."""
-    m = row._mapping
-    return Lease(
-        check=m["check_name"],
-        cycle=m["cycle"],
-        runner=m["runner"],
-        claimed_at=m["claimed_at"],
-        done_at=m["done_at"],
-        takeovers=m["takeovers"],
-    )
-
 
 # Since schema version 4: the written part of a postmortem and its action items.
 POSTMORTEM_TEXT_FIELDS = ("summary", "impact", "root_cause", "trigger", "resolution", "detection",
@@ -184,17 +162,11 @@ class ActionItem:
         return self.status == "open" and self.due is not None and self.due < today
 
 
-def postmortem_from_row(row: sa.Row) -> Postmortem:
-    """A Postmortem from a row of the incident_postmortems table."""
+def from_row(cls: type[R], row: sa.Row, columns: Mapping[str, str] | None = None,
+             **values: Any) -> R:
+    """A record dataclass from a row: each field from the column of its name (or the one
+    `columns` names for it), unless its value is given."""
     m = row._mapping
-    return Postmortem(**{k: m[k] for k in (
-        "incident_id", *POSTMORTEM_TEXT_FIELDS, *POSTMORTEM_NUMBER_FIELDS, "mitigated_at",
-        "updated_at", "updated_by")})
-
-
-def action_item_from_row(row: sa.Row) -> ActionItem:
-    """An ActionItem from a row of the incident_action_items table."""
-    m = row._mapping
-    return ActionItem(id=m["id"], incident_id=m["incident_id"], text=m["text"], owner=m["owner"],
-                      due=m["due"], status=m["status"], created_at=m["created_at"],
-                      done_at=m["done_at"])
+    names = columns or {}
+    return cls(**{f.name: values[f.name] if f.name in values else m[names.get(f.name, f.name)]
+                  for f in fields(cls)})  # type: ignore[arg-type]

@@ -28,12 +28,9 @@ from incident.store.records import (
     Postmortem,
     SchemaStatus,
     SourceHealth,
-    action_item_from_row,
     event_from_row,
-    health_from_row,
+    from_row,
     incident_from_row,
-    lease_from_row,
-    postmortem_from_row,
 )
 from incident.store.schema import (
     action_items,
@@ -493,7 +490,7 @@ class Store(OutboxMixin, DrillMixin):
         query = sa.select(source_health).order_by(source_health.c.source)
         return self._db.run(
             "read source health",
-            lambda conn: [health_from_row(r) for r in conn.execute(query)],
+            lambda conn: [from_row(SourceHealth, r) for r in conn.execute(query)],
             write=False,
         )
 
@@ -562,7 +559,7 @@ class Store(OutboxMixin, DrillMixin):
             query = query.where(leases.c.cycle >= utc(since, "since"))
         return self._db.run(
             "read leases",
-            lambda conn: [lease_from_row(r) for r in conn.execute(query)],
+            lambda conn: [from_row(Lease, r, {"check": "check_name"}) for r in conn.execute(query)],
             write=False,
         )
 
@@ -582,7 +579,7 @@ class Store(OutboxMixin, DrillMixin):
             _require(conn, incident_id)
             row = conn.execute(
                 sa.select(postmortems).where(postmortems.c.incident_id == incident_id)).first()
-            return Postmortem(incident_id=incident_id) if row is None else postmortem_from_row(row)
+            return Postmortem(incident_id=incident_id) if row is None else from_row(Postmortem, row)
 
         return self._db.run(f"read the postmortem of incident {incident_id}", tx, write=False)
 
@@ -607,7 +604,7 @@ class Store(OutboxMixin, DrillMixin):
                 conn.execute(sa.insert(postmortems).values(incident_id=incident_id, **values))
             else:
                 conn.execute(sa.update(postmortems).where(where).values(**values))
-            return postmortem_from_row(conn.execute(sa.select(postmortems).where(where)).one())
+            return from_row(Postmortem, conn.execute(sa.select(postmortems).where(where)).one())
 
         return self._db.run(f"edit the postmortem of incident {incident_id}", tx, write=True)
 
@@ -651,7 +648,7 @@ class Store(OutboxMixin, DrillMixin):
                                action_items.c.id)
         return self._db.run(
             "list action items",
-            lambda conn: [action_item_from_row(r) for r in conn.execute(query)],
+            lambda conn: [from_row(ActionItem, r) for r in conn.execute(query)],
             write=False,
         )
 
@@ -714,7 +711,7 @@ def _action_item(conn: Connection, item_id: int) -> ActionItem:
     row = conn.execute(sa.select(action_items).where(action_items.c.id == item_id)).first()
     if row is None:
         raise NotFound(f"no action item with id {item_id}")
-    return action_item_from_row(row)
+    return from_row(ActionItem, row)
 
 
 def _update(conn: Connection, incident_id: int, **values: Any) -> None:
