@@ -24,9 +24,9 @@ def project_root(given: str | None) -> Path:
     return Path(given or os.environ.get("INCIDENT_PROJECT") or ".").resolve()
 
 
-def load(root: Path) -> Project:
-    """The validated project; ConfigError lists every problem."""
-    return load_project(root)
+def load(root: Path, *, drills: bool = True) -> Project:
+    """The validated project (without drills/ unless asked); ConfigError lists every problem."""
+    return load_project(root, drills=drills)
 
 
 def make_source(spec: SourceSpec) -> Source:

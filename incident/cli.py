@@ -74,12 +74,21 @@ class Ctx:
     def __init__(self, root: str | None) -> None:
         self.root = app.project_root(root)
         self._project: Project | None = None
+        self._with_drills: Project | None = None
 
     @property
     def project(self) -> Project:
+        """The project without drills/: a broken drill file never stops the other commands."""
         if self._project is None:
-            self._project = app.load(self.root)
+            self._project = app.load(self.root, drills=False)
         return self._project
+
+    @property
+    def with_drills(self) -> Project:
+        """The project with drills/ read and validated (drill commands, checks validate)."""
+        if self._with_drills is None:
+            self._with_drills = app.load(self.root)
+        return self._with_drills
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -527,8 +536,8 @@ def checks_validate(c: Ctx) -> None:
 
     Example:  incident checks validate
     """
-    app.validate_channels(c.project)
-    p = c.project
+    app.validate_channels(c.with_drills)
+    p = c.with_drills
     click.echo(f"ok: {len(p.checks)} checks, {len(p.drills)} drills, "
                f"{len(p.settings.sources)} sources, {len(p.settings.channels)} channels, "
                f"{len(p.settings.routes)} routes")
@@ -819,12 +828,12 @@ def drill_run(c: Ctx, names: tuple[str, ...], at: str | None, live: bool, by: st
     from incident.drills.run import select
 
     cards = []
-    with _store(c.project) as store:
-        for d in select(c.project, names):
+    with _store(c.with_drills) as store:
+        for d in select(c.with_drills, names):
             start = _time(at, utcnow() if live else utcnow() - d.duration)
-            cards.append(app.run_drill(c.project, store, d, start=start, live=live,
+            cards.append(app.run_drill(c.with_drills, store, d, start=start, live=live,
                                        actor=_actor(by)))
-    _drill_results(c.project, cards, as_json)
+    _drill_results(c.with_drills, cards, as_json)
 
 
 def _drill_results(project: Project, cards: list[Any], as_json: bool) -> None:
@@ -851,11 +860,11 @@ def drill_due(c: Ctx, by: str | None, as_json: bool) -> None:
     \b
     Example:  */10 * * * *  incident --project /srv/shop drill due
     """
-    with _store(c.project) as store:
-        cards = app.run_due_drills(c.project, store, now=utcnow(), actor=_actor(by))
+    with _store(c.with_drills) as store:
+        cards = app.run_due_drills(c.with_drills, store, now=utcnow(), actor=_actor(by))
     if not cards and not as_json:
         click.echo("no drill is due")
-    _drill_results(c.project, cards, as_json)
+    _drill_results(c.with_drills, cards, as_json)
 
 
 @drill.command("list")
@@ -870,9 +879,9 @@ def drill_list(c: Ctx, as_json: bool) -> None:
     from incident.drills.schedule import status
     from incident.views import drill_list_text, drill_rows
 
-    with _store(c.project) as store:
-        rows = drill_rows(status(c.project.drills, store.drill_runs(limit=10_000), utcnow()),
-                          c.project)
+    with _store(c.with_drills) as store:
+        rows = drill_rows(status(c.with_drills.drills, store.drill_runs(limit=10_000), utcnow()),
+                          c.with_drills)
     _emit(rows) if as_json else click.echo(drill_list_text(rows))
 
 
@@ -890,12 +899,12 @@ def drill_history(c: Ctx, name: str, limit: int, as_json: bool) -> None:
     from incident.drills.run import select
     from incident.views import drill_history_text, drill_run_json
 
-    select(c.project, [name])
-    with _store(c.project) as store:
+    select(c.with_drills, [name])
+    with _store(c.with_drills) as store:
         runs = store.drill_runs(name, limit=limit)
     if as_json:
         return _emit([drill_run_json(r) for r in runs])
-    click.echo(drill_history_text(name, runs, c.project))
+    click.echo(drill_history_text(name, runs, c.with_drills))
 
 
 @drill.command("coverage")
@@ -910,7 +919,7 @@ def drill_coverage(c: Ctx, as_json: bool) -> None:
     from incident.drills.coverage import coverage
     from incident.views import coverage_json, coverage_text
 
-    cov = coverage(c.project)
+    cov = coverage(c.with_drills)
     _emit(coverage_json(cov)) if as_json else click.echo(coverage_text(cov))
 
 
@@ -927,7 +936,7 @@ def drill_generate(c: Ctx, check_name: str, write_file: bool) -> None:
     """
     from incident.drills.generate import scenario
 
-    text = scenario(_known_check(c.project, check_name), c.project.settings)
+    text = scenario(_known_check(c.with_drills, check_name), c.with_drills.settings)
     if not write_file:
         return click.echo(text, nl=False)
     path = c.root / "drills" / f"{check_name}-drill.yaml"

@@ -1092,8 +1092,13 @@ def _read_check(r: _Reader, node: Node, field: str, settings: Settings | None,
                  position=r.position(node))
 
 
-def load_project(root: Path, env: Mapping[str, str] | None = None) -> Project:
-    """Read and validate a whole project directory; ConfigError lists every problem found."""
+def load_project(root: Path, env: Mapping[str, str] | None = None, *, drills: bool = True
+                 ) -> Project:
+    """Read and validate a whole project directory; ConfigError lists every problem found.
+
+    Without `drills`, drills/ is not read: a mistake in a drill must never stop `incident
+    check` from watching production, and the cron path need not parse scenarios.
+    """
     env = os.environ if env is None else env
     root = root.resolve()
     problems: list[ConfigProblem] = []
@@ -1133,14 +1138,16 @@ def load_project(root: Path, env: Mapping[str, str] | None = None) -> Project:
             checks.append(check)
     _raise(problems, settings)
     assert settings is not None
+    if not drills:
+        return Project(root=root, settings=settings, checks=tuple(checks), runbooks=runbooks)
     from incident.config_drills import load_drills
 
     # Drills are read once the checks they name are valid, so no error is reported twice.
-    drills = load_drills(root, {c.name: c for c in checks}, runbooks.keys() | runbook_files,
-                         settings.channels.keys(), settings.timezone, problems)
+    scenarios = load_drills(root, {c.name: c for c in checks}, runbooks.keys() | runbook_files,
+                            settings.channels.keys(), settings.timezone, problems)
     _raise(problems, settings)
     return Project(root=root, settings=settings, checks=tuple(checks), runbooks=runbooks,
-                   drills=drills)
+                   drills=scenarios)
 
 
 def _raise(problems: list[ConfigProblem], settings: Settings | None) -> None:

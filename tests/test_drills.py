@@ -297,3 +297,12 @@ def test_a_run_whose_process_died_is_closed_by_the_next(shop: Path) -> None:
     assert history[0]["scorecard"]["aborted_because"] == [
         "the drill's process stopped before it finished"]
     assert json.loads(cli(shop, "list", "--json")[1]) == []
+
+
+def test_a_broken_drill_never_stops_monitoring(shop: Path) -> None:
+    """A mistake in a drill file fails the drill commands and validate, never `incident check`."""
+    (shop / "drills" / "broken.yaml").write_text("name: broken\nduration: 30m\nexpect: []\n")
+    assert cli(shop, "check")[0] == 0
+    code, out = cli(shop, "checks", "validate")
+    assert code == 2 and out.startswith("drills/broken.yaml:3:9: expect: a drill needs at least")
+    assert cli(shop, "drill", "list")[0] == 2
