@@ -49,6 +49,15 @@ def import_profile(code: str, env: dict[str, str], top: int) -> list[tuple[float
     return sorted(((t, p) for p, t in totals.items()), reverse=True)[:top]
 
 
+def copy_sample(root: Path) -> Path:
+    """The repository's sample project (config, checks, runbooks, drills) copied to `root`."""
+    root.mkdir()
+    shutil.copy(REPO / "incident.yaml", root)
+    for part in ("checks", "runbooks", "drills"):
+        shutil.copytree(REPO / part, root / part)
+    return root
+
+
 def main() -> None:
     """Build a sample project in a temp dir, time the runs, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -56,11 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     incident = [sys.executable, "-m", "incident"]
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "shop"
-        root.mkdir()
-        shutil.copy(REPO / "incident.yaml", root)
-        for part in ("checks", "runbooks"):
-            shutil.copytree(REPO / part, root / part)
+        root = copy_sample(Path(tmp) / "shop")
         env = {**os.environ, "INCIDENT_PROJECT": str(root)}
         subprocess.run([*incident, "simulate"], env=env, check=True, capture_output=True)
         subprocess.run([*incident, "check"], env=env, check=True, capture_output=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from check_run import copy_sample
 
 
 def main() -> None:
@@ -30,11 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     incident = [sys.executable, "-m", "incident"]
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "shop"
-        root.mkdir()
-        shutil.copy(REPO / "incident.yaml", root)
-        for part in ("checks", "runbooks", "drills"):
-            shutil.copytree(REPO / part, root / part)
+        root = copy_sample(Path(tmp) / "shop")
         subprocess.run([*incident, "--project", str(root), "simulate"], check=True,
                        capture_output=True)
         names = sorted(p.stem for p in (root / "drills").glob("*.yaml"))
