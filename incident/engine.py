@@ -19,6 +19,7 @@ from incident.errors import QueryError, SourceError
 from incident.model import (
     AbsentParams,
     Check,
+    DrillRun,
     EventKind,
     Incident,
     Labels,
@@ -228,15 +229,15 @@ class Engine:
     """Runs checks against sources and keeps the store and the channels in step."""
 
     def __init__(self, project: Project, sources: Mapping[str, Source], store: Store,
-                 notifier: Notifier, *, drill_prefix: str | None = None,
+                 notifier: Notifier, *, drill: DrillRun | None = None,
                  pipeline: Pipeline | None = None) -> None:
         self.project = project
         self.sources = sources
         self.store = store
         self.notifier = notifier
-        # A drill run's engine: its incidents carry this fingerprint prefix and the drill mark,
-        # it sees no other incident, and it leaves source health alone.
-        self.drill_prefix = drill_prefix
+        # A drill run's engine: its incidents carry the run's fingerprint prefix and the drill
+        # mark, it sees no other incident, and it leaves source health alone.
+        self.drill = drill
         from incident.notify.pipeline import Pipeline
 
         self.pipeline = pipeline or Pipeline(project, store, notifier)
@@ -261,7 +262,7 @@ class Engine:
             results.append(result)
         source_actions: list[Action] = []
         if not dry_run:
-            for name in used if self.drill_prefix is None else ():
+            for name in used if self.drill is None else ():
                 source_actions += self._source_health(name, down.get(name), now)
             results, source_actions = self._deliver(now, results, source_actions)
         return RunReport(at=now, dry_run=dry_run, results=tuple(results),
@@ -297,8 +298,8 @@ class Engine:
         except SourceError as exc:
             return CheckResult(check=check.name, source=check.source, error=str(exc))
         findings = judge(check, frame, now)
-        if self.drill_prefix is not None:
-            findings = [replace(f, fingerprint=self.drill_prefix + f.fingerprint)
+        if self.drill is not None:
+            findings = [replace(f, fingerprint=self.drill.fingerprint_prefix + f.fingerprint)
                         for f in findings]
         covered = {f.fingerprint for f in findings}
         for incident in self.store.active(check=check.name):
@@ -311,9 +312,7 @@ class Engine:
 
     def _mine(self, incident: Incident) -> bool:
         """A real engine minds real incidents; a drill's engine only its own run's."""
-        if self.drill_prefix is None:
-            return not incident.drill
-        return incident.drill and incident.fingerprint.startswith(self.drill_prefix)
+        return not incident.drill if self.drill is None else self.drill.owns(incident)
 
     def _apply(self, check: Check, finding: Finding, now: datetime, dry_run: bool
                ) -> Action | None:
@@ -358,7 +357,7 @@ class Engine:
             labels={**check.labels, **finding.labels.as_dict()},
             runbook=check.runbook, detected_at=finding.detected_at or now, at=now,
             value=finding.value, reopen_window=self.project.settings.reopen_window, actor=ACTOR,
-            drill=self.drill_prefix is not None,
+            drill=self.drill is not None,
             notifications=(on := self.pipeline.on("opened", now, finding.reason)))
         if change is Change.EXISTING and severity.rank < incident.severity.rank:
             # A slow burn opened it as a ticket; a fast burn now pages: the incident follows.

@@ -317,7 +317,7 @@ def _run(project: Project, drill: Drill, store: Store, setup: _Setup, journal: D
     view = drill_project(project, drill, setup.checks)
     notifier = Notifier(view.settings, project.root)
     engine = Engine(view, {f"{DRILL_PREFIX}{n}": s for n, s in setup.sources.items()}, store,
-                    notifier, drill_prefix=journal.fingerprint_prefix,
+                    notifier, drill=journal,
                     pipeline=Pipeline(view, DrillOutbox(store, journal), notifier, drills=True))
     errors: list[str] = []
     try:
