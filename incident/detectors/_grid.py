@@ -31,6 +31,7 @@ class Grid:
     values: npt.NDArray[np.float64]  # (n*m,) column 0's rows, then column 1's, …
     labels: list[Any]  # the m column labels
     n: int
+    stamps: list[datetime]  # the n row times as plain datetimes, made once for every firing
 
     @property
     def m(self) -> int:
@@ -44,8 +45,7 @@ class Grid:
 
     def stamp(self, flat: int) -> datetime:
         """The row time of a flat position, as a plain tz-aware datetime."""
-        stamp: datetime = self.index[int(flat) % self.n].to_pydatetime()
-        return stamp
+        return self.stamps[int(flat) % self.n]
 
     def stamp_or_none(self, flat_end: int) -> datetime | None:
         """The time of the exclusive run end `flat_end`, None when the run reached the last row."""
@@ -68,6 +68,7 @@ def grid(frame: pd.DataFrame, now: datetime) -> Grid:
         values=matrix.T.ravel(),
         labels=list(frame.columns),
         n=n,
+        stamps=list(index.to_pydatetime()),
     )
 
 

@@ -41,8 +41,11 @@ Volume guard (ratio series, `volume.py`): with `total`, a point is anomalous onl
 `min_events` back it and, with `significance`, it departs from the baseline ratio by a
 one-sample proportion test.
 
-Vectorised: the rolling medians and maxima run over all series at once in pandas' C
-code; the only Python loop is per candidate season and per episode.
+Vectorised: the rolling medians and maxima run down every series of a block at once in
+bottleneck's C code (the same values as pandas' rolling median, 4.5 times faster); the only
+Python loops are per block of series, per candidate season and per episode. On
+benchmarks/detect_speed.py (10,000 series × 1,440 points) the detector costs about one
+pandas rolling-median pass, and 4.5 bottleneck passes, three of which are its medians.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ if TYPE_CHECKING:
 Floats = npt.NDArray[np.float64]
 SEASONS = {"none": timedelta(0), "1d": timedelta(days=1), "1w": timedelta(weeks=1)}
 MAD_TO_SIGMA = 1.4826
+BLOCK_POINTS = 1 << 17
 
 
 def candidate_seasons(params: AnomalyParams) -> list[timedelta]:
@@ -96,6 +100,25 @@ def detect(frame: pd.DataFrame, params: AnomalyParams, now: datetime) -> list[Fi
     """Every anomaly episode of every series at or before `now`, sorted by (fired, labels)."""
     _validate(params)
     own, extra = split(frame)
+    events = None
+    if params.total is not None and (params.min_events > 0 or params.significance is not None):
+        events = aligned(list(own.columns), extra.get("total"), len(own.index))
+    # Series are independent: a block of them at a time keeps every temporary array small
+    # enough to be reused from the allocator instead of faulted in fresh from the OS, which
+    # with 10,000 series × 1 day cost more than the arithmetic.
+    width = max(1, BLOCK_POINTS // max(1, len(own.index)))
+    out: list[Firing] = []
+    for first in range(0, own.shape[1], width):
+        block = slice(first, first + width)
+        out += _detect_block(own.iloc[:, block], None if events is None else events[:, block],
+                             params, now)
+    out.sort(key=lambda fr: (fr.fired, fr.labels))
+    return out
+
+
+def _detect_block(own: pd.DataFrame, events: Floats | None, params: AnomalyParams,
+                  now: datetime) -> list[Firing]:
+    """The episodes of one block of series; `events` is their volume guard's totals, if any."""
     g = grid(own, now)
     if g.n < 2 or g.m == 0:
         return []
@@ -131,8 +154,8 @@ def detect(frame: pd.DataFrame, params: AnomalyParams, now: datetime) -> list[Fi
 
     number = ~np.isnan(x)
     evidence = number & _warm(number, rows(warm_up(params)))
-    if params.total is not None and (params.min_events > 0 or params.significance is not None):
-        events = aligned(g.labels, extra.get("total"), g.n)
+    if events is not None:
+        events = events[: g.n]
         evidence &= volume.enough(events, params.min_events)
         evidence &= volume.exceeds(x, events, x - e, params.significance, params.direction)
     anomalous = (point & evidence).T.ravel()  # back to the flat column-major layout
@@ -156,10 +179,16 @@ def _directions(direction: Direction) -> tuple[bool, bool]:
 
 def _rolling(a: Floats, size: int, min_periods: int, how: str) -> Floats:
     """A trailing rolling statistic down the rows of every column (NaN skipped)."""
-    import pandas as pd
+    import bottleneck
 
-    roll = pd.DataFrame(a, copy=False).rolling(size, min_periods=min_periods)
-    return np.asarray(getattr(roll, how)().to_numpy(dtype=np.float64))
+    n = a.shape[0]
+    if n == 0 or min_periods > n:
+        return np.full(a.shape, np.nan)
+    # A window longer than the data reaches back to row 0 from every row, as does one of
+    # exactly n rows; bottleneck rejects the longer one.
+    size = min(size, n)
+    move = bottleneck.move_median if how == "median" else bottleneck.move_max
+    return np.asarray(move(a, size, min_count=min(min_periods, size), axis=0), dtype=np.float64)
 
 
 def _previous(a: Floats) -> Floats:
@@ -246,7 +275,6 @@ def _episodes(g: Grid, anomalous: npt.NDArray[np.bool_], evidence: npt.NDArray[n
             value=value,
             reason=_reason(float(z[f]), float(deviation[f]), int(season[f]) * step),
         ))
-    out.sort(key=lambda fr: (fr.fired, fr.labels))
     return out
 
 

@@ -143,6 +143,30 @@ def test_many_series_in_one_pass() -> None:
     assert [(f.labels.get("s"), minute(f.fired)) for f in got] == [(str(k), 20 + k) for k in range(30)]
 
 
+def test_blocks_of_series_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Series are read a block at a time; with blocks of one series the firings are the same."""
+    frame = make_frame({str(k): series(60, lambda i, v, k=k: v + 5 if i == 20 + k % 7 else v)
+                        for k in range(20)})
+    whole = anomaly.detect(frame, P, at(59))
+    monkeypatch.setattr(anomaly, "BLOCK_POINTS", 1)
+    assert anomaly.detect(frame, P, at(59)) == whole
+    assert len(whole) == 20
+
+
+@pytest.mark.parametrize("rows", [0, 1, 5, 40])
+@pytest.mark.parametrize(("size", "min_periods"), [(1, 1), (6, 3), (6, 6), (60, 1), (60, 30)])
+@pytest.mark.parametrize("how", ["median", "max"])
+def test_rolling_matches_pandas(rows: int, size: int, min_periods: int, how: str) -> None:
+    """bottleneck's rolling statistics give pandas' values, NaN skipped, windows past the data."""
+    rng = np.random.default_rng(rows * 100 + size)
+    a = rng.normal(size=(rows, 4))
+    a[rng.random(a.shape) < 0.3] = np.nan
+    a[:, 3] = np.nan  # a series with no data at all
+    roll = pd.DataFrame(a).rolling(size, min_periods=min_periods)
+    expected = getattr(roll, how)().to_numpy()
+    np.testing.assert_array_equal(anomaly._rolling(a, size, min_periods, how), expected)
+
+
 LEVELS = st.sampled_from([nan, 0.0, 1.0, 1.0, 1.2, 2.0, 9.0])
 SMALL = [
     AnomalyParams(season="none", window=4 * M, memory=6 * M, smooth=2 * M, clear_after=3 * M),
