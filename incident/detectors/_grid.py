@@ -8,6 +8,7 @@ a run never spans two series.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.intp]
+BLOCK_POINTS = 1 << 17
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,19 @@ def grid(frame: pd.DataFrame, now: datetime) -> Grid:
         n=n,
         stamps=list(index.to_pydatetime()),
     )
+
+
+def blocks(frame: pd.DataFrame) -> Iterator[slice]:
+    """Slices of the frame's columns of about BLOCK_POINTS points each.
+
+    Series are independent, so a detector that makes many temporary arrays runs a block at
+    a time: small arrays are reused from the allocator, while with 10,000 series × 1 day
+    every temporary was 115 MB, faulted in fresh from the OS, which cost more than the
+    arithmetic.
+    """
+    width = max(1, BLOCK_POINTS // max(1, len(frame.index)))
+    for first in range(0, frame.shape[1], width):
+        yield slice(first, first + width)
 
 
 def nanoseconds(index: pd.DatetimeIndex) -> npt.NDArray[np.int64]:

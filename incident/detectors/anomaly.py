@@ -59,7 +59,17 @@ import numpy as np
 import numpy.typing as npt
 
 from incident.detectors import volume
-from incident.detectors._grid import Grid, at_least, duration, firsts, grid, nanoseconds, run_end, run_start
+from incident.detectors._grid import (
+    Grid,
+    at_least,
+    blocks,
+    duration,
+    firsts,
+    grid,
+    nanoseconds,
+    run_end,
+    run_start,
+)
 from incident.detectors.inputs import aligned, split
 from incident.model import AnomalyParams, Direction, Firing
 
@@ -69,7 +79,6 @@ if TYPE_CHECKING:
 Floats = npt.NDArray[np.float64]
 SEASONS = {"none": timedelta(0), "1d": timedelta(days=1), "1w": timedelta(weeks=1)}
 MAD_TO_SIGMA = 1.4826
-BLOCK_POINTS = 1 << 17
 
 
 def candidate_seasons(params: AnomalyParams) -> list[timedelta]:
@@ -103,13 +112,8 @@ def detect(frame: pd.DataFrame, params: AnomalyParams, now: datetime) -> list[Fi
     events = None
     if params.total is not None and (params.min_events > 0 or params.significance is not None):
         events = aligned(list(own.columns), extra.get("total"), len(own.index))
-    # Series are independent: a block of them at a time keeps every temporary array small
-    # enough to be reused from the allocator instead of faulted in fresh from the OS, which
-    # with 10,000 series × 1 day cost more than the arithmetic.
-    width = max(1, BLOCK_POINTS // max(1, len(own.index)))
     out: list[Firing] = []
-    for first in range(0, own.shape[1], width):
-        block = slice(first, first + width)
+    for block in blocks(own):
         out += _detect_block(own.iloc[:, block], None if events is None else events[:, block],
                              params, now)
     out.sort(key=lambda fr: (fr.fired, fr.labels))

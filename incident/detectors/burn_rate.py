@@ -44,7 +44,7 @@ import numpy.typing as npt
 
 from incident.detectors import volume
 from incident.detectors._episodes import episodes
-from incident.detectors._grid import at_least, duration, grid, nanoseconds
+from incident.detectors._grid import at_least, blocks, duration, grid, nanoseconds
 from incident.detectors.inputs import aligned, split
 from incident.model import BurnRateParams, BurnWindow, Direction, Firing
 
@@ -59,7 +59,22 @@ def detect(frame: pd.DataFrame, params: BurnRateParams, now: datetime) -> list[F
     _validate(params)
     own, extra = split(frame)
     counted = "good" in extra or params.good is not None
-    g = grid(extra["total"] if counted and "total" in extra else own, now)
+    main = extra["total"] if counted and "total" in extra else own
+    paired = None  # good counts beside totals, or the volume guard's totals beside a ratio
+    if counted or params.total:
+        paired = aligned(list(main.columns), extra.get("good" if counted else "total"), len(main.index))
+    out: list[Firing] = []
+    for block in blocks(main):
+        out += _detect_block(main.iloc[:, block], None if paired is None else paired[:, block],
+                             counted, params, now)
+    out.sort(key=lambda f: (f.fired, f.labels))
+    return out
+
+
+def _detect_block(main: pd.DataFrame, paired: Floats | None, counted: bool, params: BurnRateParams,
+                  now: datetime) -> list[Firing]:
+    """The burn episodes of one block of series (SLI or totals in `main`, see `detect`)."""
+    g = grid(main, now)
     if g.n < 1 or g.m == 0:
         return []
     rows_ns = nanoseconds(g.index)
@@ -70,8 +85,9 @@ def detect(frame: pd.DataFrame, params: BurnRateParams, now: datetime) -> list[F
 
     events: Floats | None
     if counted:
+        assert paired is not None
         total = g.values.reshape(g.m, g.n).T
-        good = aligned(g.labels, extra.get("good"), g.n)
+        good = paired[: g.n]
         with np.errstate(invalid="ignore"):
             present = ~np.isnan(total) & ~np.isnan(good) & (total > 0)
         bad = np.where(present, total - good, np.nan)
@@ -80,7 +96,7 @@ def detect(frame: pd.DataFrame, params: BurnRateParams, now: datetime) -> list[F
         sli = g.values.reshape(g.m, g.n).T
         present = ~np.isnan(sli)
         bad = 1 - sli
-        events = aligned(g.labels, extra.get("total"), g.n) if params.total else None
+        events = None if paired is None else paired[: g.n]
 
     budget = 1 - params.objective
     first = np.where(present.any(axis=0), present.argmax(axis=0), g.n)
@@ -128,7 +144,6 @@ def detect(frame: pd.DataFrame, params: BurnRateParams, now: datetime) -> list[F
             reason=_reason(float(flat_burning[named]), pair),
             severity=pair.severity,
         ))
-    out.sort(key=lambda f: (f.fired, f.labels))
     return out
 
 

@@ -13,7 +13,7 @@ from detector_frames import T0, as_tuple, at, make_frame, minute, nan, run_untou
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from incident.detectors import anomaly
+from incident.detectors import _grid, anomaly
 from incident.model import AnomalyParams, Direction, Labels
 
 M = timedelta(minutes=1)
@@ -148,7 +148,7 @@ def test_blocks_of_series_change_nothing(monkeypatch: pytest.MonkeyPatch) -> Non
     frame = make_frame({str(k): series(60, lambda i, v, k=k: v + 5 if i == 20 + k % 7 else v)
                         for k in range(20)})
     whole = anomaly.detect(frame, P, at(59))
-    monkeypatch.setattr(anomaly, "BLOCK_POINTS", 1)
+    monkeypatch.setattr(_grid, "BLOCK_POINTS", 1)
     assert anomaly.detect(frame, P, at(59)) == whole
     assert len(whole) == 20
 

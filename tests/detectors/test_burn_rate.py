@@ -13,7 +13,7 @@ from detector_frames import as_tuple, at, make_frame, nan, run_untouched
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from incident.detectors import burn_rate
+from incident.detectors import _grid, burn_rate
 from incident.model import BurnRateParams, BurnWindow, Labels, Severity
 
 M = timedelta(minutes=1)
@@ -97,6 +97,22 @@ def test_inconsistent_params_raise(p: BurnRateParams) -> None:
     """Params config should have rejected raise ValueError."""
     with pytest.raises(ValueError):
         burn_rate.detect(make_frame({"a": [1.0]}), p, at(0))
+
+
+def test_blocks_of_series_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Series are read a block at a time, good counts paired to their totals in each block."""
+    names = [f"s{k}" for k in range(6)]
+    total = make_frame({k: [100.0] * 30 for k in names})
+    good = make_frame({k: [100.0 - (60 if 10 + i <= j < 18 + i else 0) for j in range(30)]
+                       for i, k in enumerate(names)})
+    frame = pd.concat([
+        good.set_axis([Labels({"s": k, "__query__": "good"}) for k in names], axis=1),
+        total.set_axis([Labels({"s": k, "__query__": "total"}) for k in names], axis=1)], axis=1)
+    p = BurnRateParams(objective=0.9, windows=PAIRS, good="g", total="t")
+    whole = burn_rate.detect(frame, p, at(29))
+    monkeypatch.setattr(_grid, "BLOCK_POINTS", 1)
+    assert burn_rate.detect(frame, p, at(29)) == whole
+    assert sorted(f.labels["s"] for f in whole) == names
 
 
 LEVELS = st.sampled_from([nan, 1.0, 1.0, 0.9, 0.5, 0.0])
