@@ -263,7 +263,8 @@ class Engine:
         source_actions: list[Action] = []
         if not dry_run:
             for name in used if self.drill is None else ():
-                source_actions += self._source_health(name, down.get(name), now)
+                every = min(c.every for c in checks if c.source == name)
+                source_actions += self._source_health(name, down.get(name), now, align(now, every))
             results, source_actions = self._deliver(now, results, source_actions)
         return RunReport(at=now, dry_run=dry_run, results=tuple(results),
                          source_actions=tuple(source_actions))
@@ -393,10 +394,16 @@ class Engine:
                                  text=f"not sent: {on.muted_by}",
                                  data={"silenced_by": on.muted_by})
 
-    def _source_health(self, source: str, error: str | None, now: datetime) -> list[Action]:
-        """Count consecutive failures; past the limit the platform is blind, and that pages."""
+    def _source_health(self, source: str, error: str | None, now: datetime, cycle: datetime
+                       ) -> list[Action]:
+        """Count failed cycles in a row; past the limit the platform is blind, and that pages.
+
+        `cycle` starts the current cycle of the source's most frequent check in this run:
+        several runners failing within it count as one failure.
+        """
         fp = f'{SOURCE_CHECK_PREFIX}{{source="{source}"}}'
-        failures = self.store.record_source(source, ok=error is None, at=now, error=error)
+        failures = self.store.record_source(source, ok=error is None, at=now, error=error,
+                                            cycle=cycle)
         current = self.store.find_active(fp)
         if error is None:
             if current is None:
@@ -417,7 +424,7 @@ class Engine:
             runbook=None, detected_at=now, at=now, value=float(failures),
             reopen_window=self.project.settings.reopen_window, actor=ACTOR,
             notifications=(on := self.pipeline.on(
-                "opened", now, reason := f"{failures} runs in a row failed: {error}")))
+                "opened", now, reason := f"unreadable {failures} cycles in a row: {error}")))
         from incident.store import Change
 
         if change is Change.EXISTING:

@@ -457,10 +457,16 @@ class Store(OutboxMixin, DrillMixin):
     # ------------------------------------------------------------------ sources
 
     def record_source(
-        self, source: str, *, ok: bool, at: datetime, error: str | None = None
+        self, source: str, *, ok: bool, at: datetime, error: str | None = None,
+        cycle: datetime | None = None,
     ) -> int:
-        """Record one attempt to read `source`; the consecutive failures after it (0 when ok)."""
+        """Record one attempt to read `source`; the consecutive failures after it (0 when ok).
+
+        A failure within `cycle` (at or after that start) of the last recorded failure counts
+        once: runners sharing the store each fail a cycle, and the limit counts cycles.
+        """
         at = utc(at, "at")
+        cycle = None if cycle is None else utc(cycle, "cycle")
         if error is not None and len(error) > MAX_ERROR_CHARS:
             error = error[: MAX_ERROR_CHARS - 1] + "…"
         t = source_health
@@ -470,6 +476,9 @@ class Store(OutboxMixin, DrillMixin):
             # SQLite is already serialised by BEGIN IMMEDIATE and SQLAlchemy omits the clause.
             row = conn.execute(sa.select(t).where(t.c.source == source).with_for_update()).first()
             failures = 0 if ok else (row.consecutive_failures if row else 0) + 1
+            if (not ok and row is not None and row.consecutive_failures and cycle is not None
+                    and row.last_failure_at is not None and row.last_failure_at >= cycle):
+                failures = row.consecutive_failures
             values: dict[str, Any] = {"consecutive_failures": failures, "checked_at": at}
             if ok:
                 values |= {"last_ok_at": at, "failing_since": None}

@@ -32,6 +32,21 @@ def test_consecutive_failures_count_up_and_reset_on_success(store: Store) -> Non
     assert (health.last_ok_at, health.last_error) == (T0 + 3 * MIN, "refused")
 
 
+def test_failures_within_one_cycle_count_once(store: Store) -> None:
+    """Runners sharing a store each fail the same cycle: the limit counts cycles, not runners."""
+    cycle = T0
+    for runner in range(3):  # three runners, seconds apart, in the 12:00 cycle
+        at = T0 + timedelta(seconds=5 * runner)
+        assert store.record_source("prom", ok=False, at=at, error="refused", cycle=cycle) == 1
+    assert store.record_source("prom", ok=False, at=T0 + MIN, error="refused", cycle=T0 + MIN) == 2
+    assert store.record_source("prom", ok=False, at=T0 + MIN, error="refused", cycle=T0 + MIN) == 2
+    # A success in between starts over, even within the cycle.
+    assert store.record_source("prom", ok=True, at=T0 + MIN, cycle=T0 + MIN) == 0
+    assert store.record_source("prom", ok=False, at=T0 + MIN, error="refused", cycle=T0 + MIN) == 1
+    [health] = store.source_health()
+    assert (health.consecutive_failures, health.failing_since) == (1, T0 + MIN)
+
+
 def test_sources_are_counted_separately_and_listed_by_name(store: Store) -> None:
     """Failures of one source do not count for another; the list is sorted by name."""
     assert store.record_source("zeta", ok=False, at=T0, error="x") == 1
