@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from yaml.nodes import Node, SequenceNode
 
-from incident.config import _Reader
+from incident.config import Reader
 from incident.errors import ConfigError, ConfigProblem
 from incident.model import Incident, Labels, Position, Project, Status
 from incident.sources.local import StorageSource
@@ -193,7 +193,7 @@ def parse_file(path: Path, shown: str | None = None, checks: Sequence[str] | Non
     With `checks` (the project's check names), unknown check names are problems too.
     """
     problems: list[ConfigProblem] = []
-    r = _Reader(path, shown or str(path), problems)
+    r = Reader(path, shown or str(path), problems)
     node = r.compose()
     tests: list[CheckTest] = []
     evaluation_interval = timedelta(minutes=1)
@@ -212,14 +212,14 @@ def parse_file(path: Path, shown: str | None = None, checks: Sequence[str] | Non
     return CheckTestFile(path=path, evaluation_interval=evaluation_interval, tests=tuple(tests))
 
 
-def _items(r: _Reader, node: Node, field: str) -> list[tuple[int, Node]]:
+def _items(r: Reader, node: Node, field: str) -> list[tuple[int, Node]]:
     if not isinstance(node, SequenceNode):
         r.problem(node, field, "expected a list")
         return []
     return list(enumerate(node.value))
 
 
-def _read_test(r: _Reader, node: Node, field: str, checks: Sequence[str] | None
+def _read_test(r: Reader, node: Node, field: str, checks: Sequence[str] | None
                ) -> CheckTest | None:
     fields = r.mapping(node, field, _TEST_KEYS, required=("input_series", "expect"))
     if fields is None:
@@ -250,16 +250,16 @@ def _read_test(r: _Reader, node: Node, field: str, checks: Sequence[str] | None
                      expect=tuple(expect), position=r.position(node))
 
 
-def _known(r: _Reader, node: Node, field: str, name: str, checks: Sequence[str] | None) -> None:
-    from incident.config import _unknown
+def _known(r: Reader, node: Node, field: str, name: str, checks: Sequence[str] | None) -> None:
+    from incident.config import unknown_name
 
     if checks is not None and name not in checks:
         if isinstance(node, SequenceNode):
             node = next((n for n in node.value if getattr(n, "value", None) == name), node)
-        r.problem(node, field, _unknown("check", name, tuple(checks)))
+        r.problem(node, field, unknown_name("check", name, tuple(checks)))
 
 
-def _read_series(r: _Reader, node: Node, field: str) -> InputSeries | None:
+def _read_series(r: Reader, node: Node, field: str) -> InputSeries | None:
     fields = r.mapping(node, field, ("series", "values"), required=("series", "values"))
     if not fields or "series" not in fields or "values" not in fields:
         return None
@@ -280,7 +280,7 @@ def _read_series(r: _Reader, node: Node, field: str) -> InputSeries | None:
     return InputSeries(labels=labels, values=tuple(expanded))
 
 
-def _read_expectation(r: _Reader, node: Node, field: str, checks: Sequence[str] | None
+def _read_expectation(r: Reader, node: Node, field: str, checks: Sequence[str] | None
                       ) -> Expectation | None:
     fields = r.mapping(node, field, _EXPECT_KEYS, required=("at",))
     if not fields or "at" not in fields:
@@ -301,13 +301,13 @@ def _read_expectation(r: _Reader, node: Node, field: str, checks: Sequence[str] 
     return Expectation(at=at, incidents=incidents, firing=firing, position=r.position(node))
 
 
-def _labels(r: _Reader, fields: dict[str, Node], field: str) -> Labels | None:
+def _labels(r: Reader, fields: dict[str, Node], field: str) -> Labels | None:
     if "labels" not in fields:
         return None
     return Labels(r.string_map(fields["labels"], f"{field}.labels") or {})
 
 
-def _check_name(r: _Reader, fields: dict[str, Node], field: str, checks: Sequence[str] | None
+def _check_name(r: Reader, fields: dict[str, Node], field: str, checks: Sequence[str] | None
                 ) -> str | None:
     if "check" not in fields:
         return None
@@ -317,7 +317,7 @@ def _check_name(r: _Reader, fields: dict[str, Node], field: str, checks: Sequenc
     return name
 
 
-def _read_incident(r: _Reader, node: Node, field: str, checks: Sequence[str] | None
+def _read_incident(r: Reader, node: Node, field: str, checks: Sequence[str] | None
                    ) -> ExpectedIncident | None:
     fields = r.mapping(node, field, _INCIDENT_KEYS, required=("check",))
     if fields is None:
@@ -339,7 +339,7 @@ def _read_incident(r: _Reader, node: Node, field: str, checks: Sequence[str] | N
                             reopened=reopened, **times)
 
 
-def _read_firing(r: _Reader, node: Node, field: str, checks: Sequence[str] | None
+def _read_firing(r: Reader, node: Node, field: str, checks: Sequence[str] | None
                  ) -> ExpectedFiring | None:
     fields = r.mapping(node, field, ("check", "labels", "value"), required=("check",))
     if fields is None:

@@ -66,7 +66,7 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
-class _Reader:
+class Reader:
     """Walks composed YAML nodes, converting values and collecting problems for one file."""
 
     def __init__(self, file: Path, shown: str, problems: list[ConfigProblem],
@@ -119,7 +119,7 @@ class _Reader:
             elif key in out:
                 self.problem(key_node, sub, "duplicate key")
             elif key not in allowed:
-                self.problem(key_node, sub, _unknown("key", key, allowed))
+                self.problem(key_node, sub, unknown_name("key", key, allowed))
             else:
                 out[key] = value_node
         for key in required:
@@ -135,7 +135,7 @@ class _Reader:
 
     def string(self, node: Node, field: str) -> str | None:
         value = self.scalar(node, field)
-        if value is not None and node.tag != "tag:yaml.org,2002:str" and _is_null(node):
+        if value is not None and node.tag != "tag:yaml.org,2002:str" and is_null(node):
             self.problem(node, field, "expected a string, got null")
             return None
         return value
@@ -179,12 +179,12 @@ class _Reader:
                ) -> str | None:
         value = self.scalar(node, field)
         if value is not None and value not in choices:
-            self.problem(node, field, _unknown(what, value, choices))
+            self.problem(node, field, unknown_name(what, value, choices))
             return None
         return value
 
     def strings(self, node: Node, field: str) -> tuple[str, ...] | None:
-        if isinstance(node, ScalarNode) and not _is_null(node):
+        if isinstance(node, ScalarNode) and not is_null(node):
             return (node.value,)
         if not isinstance(node, SequenceNode):
             self.problem(node, field, f"expected a list of strings, got {_kind(node)}")
@@ -240,16 +240,18 @@ def _kind(node: Node) -> str:
         return "a mapping"
     if isinstance(node, SequenceNode):
         return "a list"
-    if _is_null(node):
+    if is_null(node):
         return "nothing (null)"
     return repr(node.value)
 
 
-def _is_null(node: Node) -> bool:
+def is_null(node: Node) -> bool:
+    """A YAML null (`~`, `null`, or nothing after the colon)."""
     return isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"
 
 
-def _unknown(what: str, value: str, known: tuple[str, ...]) -> str:
+def unknown_name(what: str, value: str, known: tuple[str, ...]) -> str:
+    """"unknown WHAT 'value' (known: …); did you mean '…'?" for a name not in `known`."""
     close = difflib.get_close_matches(value, known, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     return f"unknown {what} '{value}' (known: {', '.join(sorted(known))}){hint}"
@@ -288,7 +290,7 @@ _SETTINGS_KEYS = ("store", "timezone", "default_source", "sources", "channels", 
 _DEFAULTS_KEYS = ("every", "lookback", "severity", "no_data", "labels")
 
 
-def _read_settings(r: _Reader, root: Path, env: Mapping[str, str]
+def _read_settings(r: Reader, root: Path, env: Mapping[str, str]
                    ) -> tuple[Settings | None, dict[str, Node]]:
     node = r.compose()
     if node is None:
@@ -310,7 +312,7 @@ def _read_settings(r: _Reader, root: Path, env: Mapping[str, str]
     timezone = "UTC"
     if "timezone" in fields:
         tz = r.string(fields["timezone"], "timezone")
-        if tz is not None and _known_zone(tz):
+        if tz is not None and known_zone(tz):
             timezone = tz
         elif tz is not None:
             r.problem(fields["timezone"], "timezone",
@@ -337,7 +339,7 @@ def _read_settings(r: _Reader, root: Path, env: Mapping[str, str]
         given = r.string(fields["default_source"], "default_source")
         if given is not None and sources and given not in sources:
             r.problem(fields["default_source"], "default_source",
-                      _unknown("source", given, tuple(sources)))
+                      unknown_name("source", given, tuple(sources)))
             ok = False
         default_source = given or default_source
 
@@ -399,7 +401,7 @@ def _read_settings(r: _Reader, root: Path, env: Mapping[str, str]
                 assert channel.position is not None
                 r.problems.append(ConfigProblem(
                     r.shown, channel.position.line, channel.position.column,
-                    f"drills.channels.{name}", _unknown("channel", name, tuple(known_channels))))
+                    f"drills.channels.{name}", unknown_name("channel", name, tuple(known_channels))))
 
     if not ok or len(r.problems) > problems_before:
         return None, fields
@@ -410,7 +412,7 @@ def _read_settings(r: _Reader, root: Path, env: Mapping[str, str]
                     lease_ttl=lease_ttl, drill_channels=drill_channels), fields
 
 
-def _read_channels(r: _Reader, node: Node | None, field: str, env: Mapping[str, str]
+def _read_channels(r: Reader, node: Node | None, field: str, env: Mapping[str, str]
                    ) -> tuple[dict[str, Channel], set[str]]:
     """Channel names → apprise URLs; and the names defined but invalid (reported here once)."""
     channels: dict[str, Channel] = {}
@@ -435,7 +437,7 @@ def _read_channels(r: _Reader, node: Node | None, field: str, env: Mapping[str, 
     return channels, broken
 
 
-def _read_source(r: _Reader, name: str, node: Node, root: Path, env: Mapping[str, str]
+def _read_source(r: Reader, name: str, node: Node, root: Path, env: Mapping[str, str]
                  ) -> SourceSpec | None:
     field = f"sources.{name}"
     fields = r.mapping(node, field, ("type", "url", "path", "timeout", "headers"),
@@ -480,7 +482,7 @@ def _read_source(r: _Reader, name: str, node: Node, root: Path, env: Mapping[str
     return SourceSpec(name=name, type=kind, path=path, timeout=timeout)
 
 
-def _read_route(r: _Reader, field: str, node: Node, channels: Collection[str]
+def _read_route(r: Reader, field: str, node: Node, channels: Collection[str]
                 ) -> Route | None:
     fields = r.mapping(node, field, ("name", "match", "match_re", "notify", "repeat", "escalate",
                                      "continue"), required=("notify",))
@@ -507,13 +509,13 @@ def _read_route(r: _Reader, field: str, node: Node, channels: Collection[str]
                  continue_=go_on == "true", name=name or "")
 
 
-def _read_matchers(r: _Reader, fields: dict[str, Node], field: str
+def _read_matchers(r: Reader, fields: dict[str, Node], field: str
                    ) -> tuple[dict[str, str] | None, dict[str, str] | None]:
     """`match` (equality) and `match_re` (fully anchored regular expressions)."""
     match = r.string_map(fields["match"], f"{field}.match") if "match" in fields else {}
     if match and "severity" in match and match["severity"] not in list(Severity):
         r.problem(fields["match"], f"{field}.match.severity",
-                  _unknown("severity", match["severity"], tuple(Severity)))
+                  unknown_name("severity", match["severity"], tuple(Severity)))
     match_re = r.string_map(fields["match_re"], f"{field}.match_re") if "match_re" in fields \
         else {}
     for key, pattern in (match_re or {}).items():
@@ -527,7 +529,7 @@ def _read_matchers(r: _Reader, fields: dict[str, Node], field: str
     return match, match_re
 
 
-def _read_delivery(r: _Reader, node: Node, root: Path, channels: Collection[str]
+def _read_delivery(r: Reader, node: Node, root: Path, channels: Collection[str]
                    ) -> DeliveryPolicy | None:
     fields = r.mapping(node, "delivery", ("attempts", "backoff", "max_backoff", "fallback",
                                           "rate_limit", "group_over", "templates"))
@@ -573,7 +575,7 @@ def _read_delivery(r: _Reader, node: Node, root: Path, channels: Collection[str]
                           group_over=group_over or d.group_over, templates=templates)
 
 
-def _read_maintenance(r: _Reader, field: str, node: Node, default_tz: str) -> Maintenance | None:
+def _read_maintenance(r: Reader, field: str, node: Node, default_tz: str) -> Maintenance | None:
     from incident.cron import parse as parse_cron
 
     fields = r.mapping(node, field, ("name", "match", "match_re", "schedule", "duration",
@@ -591,7 +593,7 @@ def _read_maintenance(r: _Reader, field: str, node: Node, default_tz: str) -> Ma
     tz = default_tz
     if "timezone" in fields:
         tz = r.string(fields["timezone"], f"{field}.timezone") or tz
-        if not _known_zone(tz):
+        if not known_zone(tz):
             r.problem(fields["timezone"], f"{field}.timezone",
                       f"unknown time zone {tz!r} (expected an IANA name like Asia/Shanghai)")
             return None
@@ -603,7 +605,8 @@ def _read_maintenance(r: _Reader, field: str, node: Node, default_tz: str) -> Ma
                        match=match, match_re=match_re)
 
 
-def _known_zone(name: str) -> bool:
+def known_zone(name: str) -> bool:
+    """Whether the IANA time zone `name` exists here."""
     from zoneinfo import ZoneInfo
 
     try:
@@ -613,7 +616,7 @@ def _known_zone(name: str) -> bool:
     return True
 
 
-def _channel_refs(r: _Reader, node: Node, field: str, channels: Collection[str]
+def _channel_refs(r: Reader, node: Node, field: str, channels: Collection[str]
                   ) -> tuple[str, ...] | None:
     names = r.strings(node, field)
     if names is None:
@@ -622,7 +625,7 @@ def _channel_refs(r: _Reader, node: Node, field: str, channels: Collection[str]
         if name not in channels:
             item = node.value[i] if isinstance(node, SequenceNode) else node
             r.problem(item, f"{field}[{i}]" if isinstance(node, SequenceNode) else field,
-                      _unknown("channel", name, tuple(channels)) if channels
+                      unknown_name("channel", name, tuple(channels)) if channels
                       else f"unknown channel '{name}' (no channels are defined)")
             return None
     return names
@@ -647,10 +650,10 @@ def _read_runbook(path: Path, root: Path, problems: list[ConfigProblem]) -> Runb
         problems.append(ConfigProblem(shown, 1, 1, "", "expected YAML front matter between "
                                                        "'---' lines, starting with 'title:'"))
         return None
-    r = _Reader(path, shown, problems, line_offset=1)
+    r = Reader(path, shown, problems, line_offset=1)
     before = len(problems)
     node = r.compose(m.group(1) or "")
-    if node is None or _is_null(node):
+    if node is None or is_null(node):
         if node is not None:
             r.problem(None, "", "the front matter is empty; it needs at least 'title'")
             problems[-1] = ConfigProblem(shown, 1, 1, "", problems[-1].message)
@@ -702,7 +705,7 @@ _CHECK_KEYS = ("name", "description", "source", "query", "every", "lookback", "d
 DETECTOR_TYPES = ("absent", "anomaly", "burn_rate", "change", "threshold")
 
 
-def _read_threshold(r: _Reader, node: Node, field: str, fields: dict[str, Node]
+def _read_threshold(r: Reader, node: Node, field: str, fields: dict[str, Node]
                     ) -> DetectorParams | None:
     above = r.number(fields["above"], f"{field}.above") if "above" in fields else None
     below = r.number(fields["below"], f"{field}.below") if "below" in fields else None
@@ -734,7 +737,7 @@ def _read_threshold(r: _Reader, node: Node, field: str, fields: dict[str, Node]
     return ThresholdParams(above=above, below=below, for_=for_, clear=clear)
 
 
-def _read_absent(r: _Reader, node: Node, field: str, fields: dict[str, Node]
+def _read_absent(r: Reader, node: Node, field: str, fields: dict[str, Node]
                  ) -> DetectorParams | None:
     if "for" not in fields:
         return AbsentParams()
@@ -742,7 +745,7 @@ def _read_absent(r: _Reader, node: Node, field: str, fields: dict[str, Node]
     return None if for_ is None else AbsentParams(for_=for_)
 
 
-def _bounded(r: _Reader, fields: dict[str, Node], key: str, field: str, *, above: float | None = None,
+def _bounded(r: Reader, fields: dict[str, Node], key: str, field: str, *, above: float | None = None,
              at_least: float | None = None, below: float | None = None) -> float | None:
     """A number field checked against its range: > above, ≥ at_least, < below."""
     value = r.number(fields[key], f"{field}.{key}")
@@ -766,7 +769,7 @@ def _bounded(r: _Reader, fields: dict[str, Node], key: str, field: str, *, above
 _VOLUME_KEYS = ("total", "min_events", "significance")
 
 
-def _read_volume(r: _Reader, node: Node, field: str, fields: dict[str, Node], *,
+def _read_volume(r: Reader, node: Node, field: str, fields: dict[str, Node], *,
                  counts: bool = False) -> tuple[str | None, float, float | None] | None:
     """The volume guard (`total`, `min_events`, `significance`); None after a problem."""
     before = len(r.problems)
@@ -787,14 +790,14 @@ def _read_volume(r: _Reader, node: Node, field: str, fields: dict[str, Node], *,
     return total.strip() if total else None, min_events or 0.0, significance
 
 
-def _direction(r: _Reader, fields: dict[str, Node], field: str) -> Direction | None:
+def _direction(r: Reader, fields: dict[str, Node], field: str) -> Direction | None:
     if "direction" not in fields:
         return Direction.BOTH
     chosen = r.choice(fields["direction"], f"{field}.direction", tuple(Direction), "direction")
     return Direction(chosen) if chosen else None
 
 
-def _read_change(r: _Reader, node: Node, field: str, fields: dict[str, Node]
+def _read_change(r: Reader, node: Node, field: str, fields: dict[str, Node]
                  ) -> DetectorParams | None:
     before = len(r.problems)
     if "offset" not in fields:
@@ -820,7 +823,7 @@ def _read_change(r: _Reader, node: Node, field: str, fields: dict[str, Node]
 _ANOMALY_SEASONS = ("none", "1d", "1w", "auto")
 
 
-def _read_anomaly(r: _Reader, node: Node, field: str, fields: dict[str, Node]
+def _read_anomaly(r: Reader, node: Node, field: str, fields: dict[str, Node]
                   ) -> DetectorParams | None:
     before = len(r.problems)
     given: dict[str, Any] = {}
@@ -868,7 +871,7 @@ def _span(delta: timedelta) -> str:
 _BURN_WINDOW_KEYS = ("long", "short", "burn", "severity")
 
 
-def _read_burn_rate(r: _Reader, node: Node, field: str, fields: dict[str, Node]
+def _read_burn_rate(r: Reader, node: Node, field: str, fields: dict[str, Node]
                     ) -> DetectorParams | None:
     before = len(r.problems)
     if "objective" not in fields:
@@ -906,7 +909,7 @@ def _read_burn_rate(r: _Reader, node: Node, field: str, fields: dict[str, Node]
                           min_events=min_events, significance=significance)
 
 
-def _read_burn_windows(r: _Reader, node: Node, field: str) -> tuple[BurnWindow, ...] | None:
+def _read_burn_windows(r: Reader, node: Node, field: str) -> tuple[BurnWindow, ...] | None:
     if not isinstance(node, SequenceNode) or not node.value:
         r.problem(node, field, "expected a list of {long, short, burn, severity} window pairs")
         return None
@@ -954,7 +957,7 @@ def detector_lookback(detector: DetectorParams) -> tuple[timedelta, bool, str] |
 
 # YAML detector name → (allowed keys, reader). Plain dict literal: YAML never names code.
 DETECTORS: dict[str, tuple[tuple[str, ...],
-                           Callable[[_Reader, Node, str, dict[str, Node]], DetectorParams | None]]] = {
+                           Callable[[Reader, Node, str, dict[str, Node]], DetectorParams | None]]] = {
     "threshold": (("type", "above", "below", "for", "clear"), _read_threshold),
     "absent": (("type", "for"), _read_absent),
     "change": (("type", "offset", "percent", "delta", "direction", "for", *_VOLUME_KEYS),
@@ -977,7 +980,7 @@ def _brings_queries(check: Node) -> bool:
     return {"good", "total"} <= keys
 
 
-def _read_detector(r: _Reader, node: Node, field: str) -> DetectorParams | None:
+def _read_detector(r: Reader, node: Node, field: str) -> DetectorParams | None:
     if not isinstance(node, MappingNode):
         r.problem(node, field, f"expected a mapping with a 'type', got {_kind(node)}")
         return None
@@ -1002,7 +1005,7 @@ class _Defaults:
         self.labels: dict[str, str] = {}
 
 
-def _read_defaults(r: _Reader, node: Node) -> _Defaults:
+def _read_defaults(r: Reader, node: Node) -> _Defaults:
     d = _Defaults()
     fields = r.mapping(node, "defaults", _DEFAULTS_KEYS) or {}
     if "every" in fields:
@@ -1021,7 +1024,7 @@ def _read_defaults(r: _Reader, node: Node) -> _Defaults:
     return d
 
 
-def _read_check(r: _Reader, node: Node, field: str, settings: Settings | None,
+def _read_check(r: Reader, node: Node, field: str, settings: Settings | None,
                 runbooks: Collection[str], defaults: _Defaults) -> Check | None:
     own_queries = _brings_queries(node)
     fields = r.mapping(node, field, _CHECK_KEYS,
@@ -1044,7 +1047,7 @@ def _read_check(r: _Reader, node: Node, field: str, settings: Settings | None,
         source = r.string(fields["source"], f"{field}.source") or source
         if settings is not None and source not in settings.sources:
             r.problem(fields["source"], f"{field}.source",
-                      _unknown("source", source, tuple(settings.sources)))
+                      unknown_name("source", source, tuple(settings.sources)))
     every = r.duration(fields["every"], f"{field}.every") if "every" in fields else defaults.every
     lookback = r.duration(fields["lookback"], f"{field}.lookback") if "lookback" in fields \
         else defaults.lookback
@@ -1060,7 +1063,7 @@ def _read_check(r: _Reader, node: Node, field: str, settings: Settings | None,
         runbook = r.string(fields["runbook"], f"{field}.runbook")
         if runbook is not None and runbook not in runbooks:
             r.problem(fields["runbook"], f"{field}.runbook",
-                      _unknown("runbook", runbook, tuple(runbooks)) if runbooks
+                      unknown_name("runbook", runbook, tuple(runbooks)) if runbooks
                       else f"unknown runbook '{runbook}' (runbooks/ has no *.md files)")
     group_by: tuple[str, ...] = ()
     if "group_by" in fields:
@@ -1108,7 +1111,7 @@ def load_project(root: Path, env: Mapping[str, str] | None = None, *, drills: bo
             SETTINGS_FILE, 0, 0, "",
             f"not found in {root}: run inside a project, or pass --project DIR "
             "or set $INCIDENT_PROJECT")])
-    r = _Reader(settings_file, SETTINGS_FILE, problems)
+    r = Reader(settings_file, SETTINGS_FILE, problems)
     settings, settings_fields = _read_settings(r, root, env)
     defaults = _read_defaults(r, settings_fields["defaults"]) if "defaults" in settings_fields \
         else _Defaults()
@@ -1118,9 +1121,9 @@ def load_project(root: Path, env: Mapping[str, str] | None = None, *, drills: bo
     checks: list[Check] = []
     seen: dict[str, Position] = {}
     for path in sorted((root / "checks").glob("*.y*ml")):
-        cr = _Reader(path, str(path.relative_to(root)), problems)
+        cr = Reader(path, str(path.relative_to(root)), problems)
         node = cr.compose()
-        if node is None or _is_null(node):
+        if node is None or is_null(node):
             continue
         items = [(f"checks[{i}]", n) for i, n in enumerate(node.value)] \
             if isinstance(node, SequenceNode) else [("check", node)]

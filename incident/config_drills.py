@@ -1,6 +1,6 @@
 """drills/*.yaml → Drill, with the same file:line:col errors as every other config file.
 
-Part of the config layer: it walks nodes that `config._Reader` composed (still the only YAML
+Part of the config layer: it walks nodes that `config.Reader` composed (still the only YAML
 reader) and checks every name a scenario uses against the checks, runbooks and channels.
 """
 
@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from incident.config import CHECK_NAME, _is_null, _known_zone, _Reader, _unknown
+from incident.config import CHECK_NAME, Reader, is_null, known_zone, unknown_name
 from incident.errors import ConfigProblem
 from incident.model import (
     FAULT_TYPES,
@@ -78,9 +78,9 @@ def load_drills(root: Path, checks: Mapping[str, Check], runbooks: Collection[st
     known = _Known(checks, runbooks, channels)
     drills: dict[str, Drill] = {}
     for path in sorted((root / "drills").glob("*.y*ml")):
-        r = _Reader(path, str(path.relative_to(root)), problems)
+        r = Reader(path, str(path.relative_to(root)), problems)
         node = r.compose()
-        if node is None or _is_null(node):
+        if node is None or is_null(node):
             continue
         drill = _read_drill(r, node, known, timezone, path)
         if drill is None:
@@ -102,7 +102,7 @@ def _value(node: Node, key: str) -> Node | None:
     return None
 
 
-def _read_drill(r: _Reader, node: Node, known: _Known, timezone: str, path: Path
+def _read_drill(r: Reader, node: Node, known: _Known, timezone: str, path: Path
                 ) -> Drill | None:
     before = len(r.problems)
     fields = r.mapping(node, "", _DRILL_KEYS, required=("name", "duration", "expect"))
@@ -126,7 +126,7 @@ def _read_drill(r: _Reader, node: Node, known: _Known, timezone: str, path: Path
                 r.problem(fields["schedule"], "schedule", str(exc))
     if "timezone" in fields:
         tz = r.string(fields["timezone"], "timezone")
-        if tz is not None and not _known_zone(tz):
+        if tz is not None and not known_zone(tz):
             r.problem(fields["timezone"], "timezone",
                       f"unknown time zone {tz!r} (expected an IANA name like Asia/Shanghai)")
         timezone = tz or timezone
@@ -139,7 +139,7 @@ def _read_drill(r: _Reader, node: Node, known: _Known, timezone: str, path: Path
         for i, (channel, item) in enumerate(zip(real, items, strict=False)):
             if channel not in known.channels:
                 r.problem(item, f"real_channels[{i}]",
-                          _unknown("channel", channel, tuple(known.channels)))
+                          unknown_name("channel", channel, tuple(known.channels)))
     inject = tuple(i for i in _items(r, fields.get("inject"), "inject", _read_injection, known,
                                      duration) if i)
     expect = tuple(e for e in _items(r, fields.get("expect"), "expect", _read_expectation,
@@ -155,8 +155,8 @@ def _read_drill(r: _Reader, node: Node, known: _Known, timezone: str, path: Path
                  real_channels=real, path=path)
 
 
-def _items(r: _Reader, node: Node | None, field: str,
-           read: Callable[[_Reader, Node, str, _Known, timedelta | None], T | None],
+def _items(r: Reader, node: Node | None, field: str,
+           read: Callable[[Reader, Node, str, _Known, timedelta | None], T | None],
            known: _Known, duration: timedelta | None) -> list[T | None]:
     if node is None:
         return []
@@ -166,7 +166,7 @@ def _items(r: _Reader, node: Node | None, field: str,
     return [read(r, item, f"{field}[{i}]", known, duration) for i, item in enumerate(node.value)]
 
 
-def _read_injection(r: _Reader, node: Node, field: str, known: _Known,
+def _read_injection(r: Reader, node: Node, field: str, known: _Known,
                     duration: timedelta | None) -> Injection | None:
     before = len(r.problems)
     fields = r.mapping(node, field, _INJECT_KEYS, required=("from", "to", "fault"))
@@ -195,7 +195,7 @@ def _read_injection(r: _Reader, node: Node, field: str, known: _Known,
                      fault=fault, position=r.position(node))
 
 
-def _selector(r: _Reader, node: Node, field: str, text: str, known: _Known) -> None:
+def _selector(r: Reader, node: Node, field: str, text: str, known: _Known) -> None:
     from incident.sources.promql import ast
     from incident.sources.promql.errors import PromQLError
     from incident.sources.promql.parser import parse
@@ -209,11 +209,11 @@ def _selector(r: _Reader, node: Node, field: str, text: str, known: _Known) -> N
         r.problem(node, field, "expected a plain series selector like "
                                "http_requests_total{code=\"500\"}")
     elif expr.name and expr.name not in known.metrics:
-        r.problem(node, field, _unknown("metric", expr.name, tuple(known.metrics)).replace(
+        r.problem(node, field, unknown_name("metric", expr.name, tuple(known.metrics)).replace(
             "unknown metric", "no check reads metric", 1).replace("(known:", "(checks read:", 1))
 
 
-def _read_fault(r: _Reader, node: Node, field: str) -> Fault | None:
+def _read_fault(r: Reader, node: Node, field: str) -> Fault | None:
     before = len(r.problems)
     fields = r.mapping(node, field, _FAULT_KEYS, required=("type",))
     if fields is None or "type" not in fields:
@@ -242,17 +242,17 @@ def _read_fault(r: _Reader, node: Node, field: str) -> Fault | None:
                  to=numbers.get("to"), stddev=numbers.get("stddev"), seed=seed or 0)
 
 
-def _check_ref(r: _Reader, fields: dict[str, Node], field: str, known: _Known) -> str | None:
+def _check_ref(r: Reader, fields: dict[str, Node], field: str, known: _Known) -> str | None:
     if "check" not in fields:
         return None
     name = r.string(fields["check"], f"{field}.check")
     if name is not None and name not in known.checks:
-        r.problem(fields["check"], f"{field}.check", _unknown("check", name, tuple(known.checks)))
+        r.problem(fields["check"], f"{field}.check", unknown_name("check", name, tuple(known.checks)))
         return None
     return name
 
 
-def _read_expectation(r: _Reader, node: Node, field: str, known: _Known,
+def _read_expectation(r: Reader, node: Node, field: str, known: _Known,
                       duration: timedelta | None) -> Expectation | None:
     if not isinstance(node, MappingNode) or len(node.value) != 1:
         r.problem(node, field, "expected one of " + ", ".join(f"'{k}: {{…}}'" for k in
@@ -282,11 +282,11 @@ def _read_expectation(r: _Reader, node: Node, field: str, known: _Known,
     runbook = r.string(fields["runbook"], f"{field}.runbook") if "runbook" in fields else None
     if runbook is not None and runbook not in known.runbooks:
         r.problem(fields["runbook"], f"{field}.runbook",
-                  _unknown("runbook", runbook, tuple(known.runbooks)))
+                  unknown_name("runbook", runbook, tuple(known.runbooks)))
     channel = r.string(fields["channel"], f"{field}.channel") if "channel" in fields else None
     if channel is not None and channel not in known.channels:
         r.problem(fields["channel"], f"{field}.channel",
-                  _unknown("channel", channel, tuple(known.channels)))
+                  unknown_name("channel", channel, tuple(known.channels)))
     steps = r.integer(fields["done"], f"{field}.done", minimum=1) if "done" in fields else None
     if len(r.problems) > before:
         return None
