@@ -484,7 +484,10 @@ class Store(OutboxMixin, DrillMixin):
                 values |= {"last_ok_at": at, "failing_since": None}
             else:
                 since = row.failing_since if row and row.failing_since else at
-                values |= {"last_failure_at": at, "last_error": error, "failing_since": since}
+                # A slow run that started in an earlier cycle may finish after a later one: the
+                # latest failure stays, or the cycle test above would count a cycle twice.
+                latest = max(at, row.last_failure_at) if row and row.last_failure_at else at
+                values |= {"last_failure_at": latest, "last_error": error, "failing_since": since}
             if row is None:
                 # Two first-ever reports racing: the loser's IntegrityError is retried.
                 conn.execute(sa.insert(t).values(source=source, **values))

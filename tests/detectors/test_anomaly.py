@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -143,6 +145,14 @@ def test_many_series_in_one_pass() -> None:
     assert [(f.labels.get("s"), minute(f.fired)) for f in got] == [(str(k), 20 + k) for k in range(30)]
 
 
+def test_infinite_points_do_not_become_the_baseline() -> None:
+    """A quantile in the +Inf bucket for six minutes neither fires nor hides a later spike."""
+    values = series(120, lambda i, v: math.inf if 40 <= i < 46 else v + 5 if i == 80 else v)
+    p = replace(P, memory=60 * M)
+    got = [as_tuple(f) for f in anomaly.detect(make_frame({"a": values}), p, at(119))]
+    assert got == [("a", 80, 80, 85, 15.1)]
+
+
 def test_blocks_of_series_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Series are read a block at a time; with blocks of one series the firings are the same."""
     frame = make_frame({str(k): series(60, lambda i, v, k=k: v + 5 if i == 20 + k % 7 else v)
@@ -157,10 +167,12 @@ def test_blocks_of_series_change_nothing(monkeypatch: pytest.MonkeyPatch) -> Non
 @pytest.mark.parametrize(("size", "min_periods"), [(1, 1), (6, 3), (6, 6), (60, 1), (60, 30)])
 @pytest.mark.parametrize("how", ["median", "max"])
 def test_rolling_matches_pandas(rows: int, size: int, min_periods: int, how: str) -> None:
-    """bottleneck's rolling statistics give pandas' values, NaN skipped, windows past the data."""
+    """bottleneck's rolling statistics give pandas' values: NaN and ±Inf skipped, long windows."""
     rng = np.random.default_rng(rows * 100 + size)
     a = rng.normal(size=(rows, 4))
     a[rng.random(a.shape) < 0.3] = np.nan
+    a[rng.random(a.shape) < 0.1] = np.inf  # skipped like NaN, as pandas does
+    a[rng.random(a.shape) < 0.05] = -np.inf
     a[:, 3] = np.nan  # a series with no data at all
     roll = pd.DataFrame(a).rolling(size, min_periods=min_periods)
     expected = getattr(roll, how)().to_numpy()

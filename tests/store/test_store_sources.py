@@ -47,6 +47,19 @@ def test_failures_within_one_cycle_count_once(store: Store) -> None:
     assert (health.consecutive_failures, health.failing_since) == (1, T0 + MIN)
 
 
+def test_a_slow_run_finishing_late_does_not_count_a_cycle_twice(store: Store) -> None:
+    """A run that started last cycle and finishes after this cycle's first keeps the latest."""
+    def fail(at: timedelta, cycle: timedelta) -> int:
+        return store.record_source("prom", ok=False, at=T0 + at, error="timeout", cycle=T0 + cycle)
+
+    assert fail(timedelta(seconds=5), timedelta(0)) == 1
+    assert fail(MIN + timedelta(seconds=2), MIN) == 2
+    assert fail(timedelta(seconds=50), timedelta(0)) == 2  # slow, from the 12:00 cycle
+    assert fail(MIN + timedelta(seconds=30), MIN) == 2  # still the 12:01 cycle
+    [health] = store.source_health()
+    assert health.last_failure_at == T0 + MIN + timedelta(seconds=30)
+
+
 def test_sources_are_counted_separately_and_listed_by_name(store: Store) -> None:
     """Failures of one source do not count for another; the list is sorted by name."""
     assert store.record_source("zeta", ok=False, at=T0, error="x") == 1
