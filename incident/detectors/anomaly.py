@@ -193,7 +193,9 @@ def _rolling(a: Floats, size: int, min_periods: int, how: str) -> Floats:
     size = min(size, n)
     # pandas' rolling statistics skip ±Inf like NaN (a histogram_quantile landing in the
     # +Inf bucket); bottleneck would count it, and one Inf would then be the baseline.
-    a = np.where(np.isinf(a), np.nan, a)
+    infinite = np.isinf(a)
+    if infinite.any():
+        a = np.where(infinite, np.nan, a)
     move = bottleneck.move_median if how == "median" else bottleneck.move_max
     return np.asarray(move(a, size, min_count=min(min_periods, size), axis=0), dtype=np.float64)
 
