@@ -14,7 +14,6 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -45,6 +44,7 @@ from incident.model import (
     SourceSpec,
     ThresholdParams,
 )
+from incident.redaction import redact_url
 from incident.timeutil import parse_duration
 
 SETTINGS_FILE = "incident.yaml"
@@ -52,9 +52,7 @@ DEFAULT_STORE = "sqlite:///.incident/incident.db"
 CHECK_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 SOURCE_TYPES = ("file", "prometheus")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_PLAIN_SCHEMES = frozenset(("file", "json", "jsons", "form", "forms", "xml", "xmls",
-                            "mailto", "mailtos"))
-_SECRET_QUERY_KEYS = re.compile(r"(?i)(token|key|secret|pass|password|auth|apikey|webhook)")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 
 T = TypeVar("T")
 
@@ -257,29 +255,40 @@ def unknown_name(what: str, value: str, known: tuple[str, ...]) -> str:
     return f"unknown {what} '{value}' (known: {', '.join(sorted(known))}){hint}"
 
 
-def redact_url(template: str) -> str:
-    """A channel URL safe to print: ${VAR} kept as written, passwords and tokens masked."""
-    if _VAR.fullmatch(template.strip()):
-        return template.strip()
-    try:
-        parts = urlsplit(template)
-    except ValueError:
-        return "<unparsable url>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
-    query = "&".join(
-        f"{k}=***" if _SECRET_QUERY_KEYS.search(k) else f"{k}={v}"
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-    )
-    # Most apprise schemes (slack, telegram, discord, …) carry their tokens in the host and
-    # path: only the generic HTTP, mail and file schemes show more than the scheme.
-    if parts.scheme not in _PLAIN_SCHEMES:
-        return f"{parts.scheme}://***"
-    out = f"{parts.scheme}://{netloc}{parts.path}"
-    return f"{out}?{query}" if query else out
+def _headers(r: Reader, node: Node, field: str, env: Mapping[str, str]) -> dict[str, str]:
+    """HTTP headers for a source, values expanded like URLs: an unset ${VAR} is an error.
+
+    Not `string_map`: header names have hyphens (X-Scope-OrgID), label names do not.
+    """
+    if not isinstance(node, MappingNode):
+        r.problem(node, field, f"expected a mapping of header names to values, got {_kind(node)}")
+        return {}
+    out: dict[str, str] = {}
+    for key_node, value_node in node.value:
+        name = r.scalar(key_node, field)
+        if name is None:
+            continue
+        if not _HEADER_NAME.fullmatch(name):
+            r.problem(key_node, f"{field}.{name}", "expected an HTTP header name (letters, digits, "
+                                                   "hyphens), like Authorization or X-Scope-OrgID")
+            continue
+        value = r.expand(value_node, f"{field}.{name}", env)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def redact_template(template: str) -> str:
+    """A URL as written in incident.yaml, safe to print: ${VAR} kept, defaults and secrets masked."""
+    text = template.strip()
+    whole = _VAR.fullmatch(text)
+    if whole:
+        name, default = whole.groups()
+        if not default:
+            return text
+        return f"${{{name}:-{redact_url(default) if '://' in default else '***'}}}"
+    # A default inside a longer URL may be a token of its own: never shown.
+    return redact_url(_VAR.sub(lambda m: f"${{{m.group(1)}{':-***' if m.group(2) else ''}}}", text))
 
 
 # ---------------------------------------------------------------- incident.yaml
@@ -432,7 +441,7 @@ def _read_channels(r: Reader, node: Node | None, field: str, env: Mapping[str, s
         if url is None:
             broken.add(name)
             continue
-        channels[name] = Channel(name=name, url=url, redacted=redact_url(value_node.value),
+        channels[name] = Channel(name=name, url=url, redacted=redact_template(value_node.value),
                                  position=r.position(value_node))
     return channels, broken
 
@@ -463,11 +472,7 @@ def _read_source(r: Reader, name: str, node: Node, root: Path, env: Mapping[str,
             r.problem(fields["url"], f"{field}.url",
                       f"expected an http(s) URL like http://127.0.0.1:9090, got {url!r}")
             return None
-        headers = {}
-        if "headers" in fields:
-            headers = r.string_map(fields["headers"], f"{field}.headers") or {}
-            headers = {k: _VAR.sub(lambda m: env.get(m.group(1), m.group(2) or ""), v)
-                       for k, v in headers.items()}
+        headers = _headers(r, fields["headers"], f"{field}.headers", env) if "headers" in fields else {}
         return SourceSpec(name=name, type=kind, url=url.rstrip("/"), timeout=timeout,
                           headers=headers)
     if "url" in fields:

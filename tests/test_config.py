@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from incident.cli import main
-from incident.config import load_project, redact_url
+from incident.config import load_project, redact_template
 from incident.model import NoData, Severity, ThresholdParams
 
 SECRET = "s3cr3t-T0ken-value"
@@ -102,10 +102,14 @@ def test_routes_match_on_severity_and_labels(project: Path) -> None:
     ("mailto://ops:hunter2@smtp.example.com?to=a@b.c", "mailto://ops:***@smtp.example.com?to=a@b.c"),
     ("slack://TokenA/TokenB/TokenC/#ops", "slack://***"),
     ("file://reports/notifications.log", "file://reports/notifications.log"),
+    ("${MANAGERS_URL:-json://ops:DEFPASS42@127.0.0.1:1/x}", "${MANAGERS_URL:-json://ops:***@127.0.0.1:1/x}"),
+    ("${HOOK:-slack://TokenA/TokenB/TokenC}", "${HOOK:-slack://***}"),
+    ("json://127.0.0.1/hook/${KEY:-s3cr3tk3y}", "json://127.0.0.1/hook/${KEY:-***}"),
+    ("${ONCALL_URL:-}", "${ONCALL_URL:-}"),
 ])
 def test_channel_urls_are_redacted_for_display(url: str, shown: str) -> None:
-    """Passwords, tokens and webhook path secrets never print."""
-    assert redact_url(url) == shown
+    """Passwords, tokens and webhook path secrets never print, not even as a ${VAR:-default}."""
+    assert redact_template(url) == shown
 
 
 def test_secrets_never_reach_json_or_validation_output(project: Path,

@@ -19,6 +19,7 @@ def test_broken_config_gives_its_golden_message(case: str, monkeypatch: pytest.M
                                                 ) -> None:
     """`checks validate` prints exactly the golden lines, exits 2, and shows no traceback."""
     monkeypatch.delenv("ONCALL_WEBHOOK_URL", raising=False)
+    monkeypatch.delenv("PROM_TOKEN", raising=False)
     project = GOLDEN / case
     result = CliRunner().invoke(main, ["--project", str(project), "checks", "validate"])
     got = result.stderr.replace(str(project.resolve()), "<project>")

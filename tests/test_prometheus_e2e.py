@@ -194,3 +194,37 @@ def test_bad_promql_is_a_check_error_not_an_outage(shop) -> None:
         assert code == 3
         assert "rejected the query" in out["checks"][0]["error"]
     assert incidents(root) == []
+
+
+@pytest.mark.prometheus
+def test_a_password_in_the_prometheus_url_never_shows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      prometheus_factory: Callable[..., PrometheusServer]
+                                                      ) -> None:
+    """Basic-auth credentials in the source URL stay out of output, the store, pages and reports."""
+    t0 = (datetime.now(UTC) - timedelta(hours=4)).replace(second=0, microsecond=0)
+    om = tmp_path / "history.om"
+    om.write_text(history(t0))
+    server = prometheus_factory(om)
+    secret = "PROMPASS123"
+    monkeypatch.setenv("PROM_URL", server.url.replace("http://", f"http://admin:{secret}@"))
+    root = project(tmp_path / "shop", "${PROM_URL}")
+    assert check_at(root, t0 + timedelta(minutes=90))[0] == 0
+    server.stop()
+    seen = []
+    for minute in (1, 2, 3):
+        at = iso(t0 + timedelta(minutes=120 + minute)) or ""
+        for extra in ([], ["--json"]):
+            result = CliRunner().invoke(main, ["--project", str(root), "check", "--at", at, *extra])
+            assert result.exit_code == 3
+            seen.append(result.output)
+    unreadable = [i for i in incidents(root) if i["fingerprint"].startswith("source-unreadable")]
+    assert len(unreadable) == 1
+    number = str(unreadable[0]["id"])
+    for args in (["show", number, "--json"], ["report", "postmortem", number, "--format", "md"],
+                 ["query", "up", "--source", "prom"]):
+        seen.append(CliRunner().invoke(main, ["--project", str(root), *args]).output)
+    seen += [p.read_text(errors="replace") for p in root.rglob("*") if p.is_file()
+             and p.suffix in (".log", ".md", ".html")]
+    seen += [p.read_bytes().decode("latin-1") for p in (root / ".incident").glob("*")]
+    assert "admin:***@127.0.0.1" in "".join(seen)  # the URL is still shown, without the password
+    assert not [text for text in seen if secret in text]

@@ -11,6 +11,7 @@ import numpy as np
 
 from incident.errors import QueryError, SourceError
 from incident.model import Labels, SourceSpec
+from incident.redaction import redact_url
 from incident.sources import frame, step_grid
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ class PrometheusSource:
         assert spec.url is not None
         self.name = spec.name
         self._url = spec.url
+        self._shown = redact_url(spec.url)  # errors reach output, the store and pages
         self._timeout = spec.timeout.total_seconds()
         self._headers = dict(spec.headers)
         self._client: PrometheusConnect | None = None
@@ -54,14 +56,14 @@ class PrometheusSource:
             raise self._http_error(str(exc)) from None
         except requests.exceptions.Timeout:
             raise SourceError(self.name, f"{what} timed out after {self._timeout:g}s "
-                                         f"({self._url})") from None
+                                         f"({self._shown})") from None
         except requests.exceptions.ConnectionError as exc:
             reason = "connection refused" if "refused" in str(exc).lower() else "cannot connect"
-            raise SourceError(self.name, f"{reason}: {self._url} is unreachable") from None
+            raise SourceError(self.name, f"{reason}: {self._shown} is unreachable") from None
         except requests.exceptions.RequestException as exc:
             raise SourceError(self.name, f"{what} failed: {type(exc).__name__}") from None
         except ValueError as exc:  # a 200 whose body is not Prometheus JSON
-            raise SourceError(self.name, f"{self._url} did not answer like Prometheus: {exc}"
+            raise SourceError(self.name, f"{self._shown} did not answer like Prometheus: {exc}"
                               ) from None
 
     def _http_error(self, text: str) -> SourceError:
@@ -77,7 +79,7 @@ class PrometheusSource:
             pass
         if status in (400, 422):
             return QueryError(self.name, f"Prometheus rejected the query: {message}")
-        return SourceError(self.name, f"HTTP {status} from {self._url}: {message}"[:500])
+        return SourceError(self.name, f"HTTP {status} from {self._shown}: {message}"[:500])
 
     def query_range(self, query: str, start: datetime, end: datetime, step: timedelta
                     ) -> pd.DataFrame:
