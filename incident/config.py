@@ -1090,6 +1090,16 @@ def _read_check(r: Reader, node: Node, field: str, settings: Settings | None,
     description = ""
     if "description" in fields:
         description = r.string(fields["description"], f"{field}.description") or ""
+    remote = settings is not None and source in settings.sources \
+        and settings.sources[source].type == "prometheus"
+    queries = [("query", fields.get("query"), query)]
+    if isinstance(fields.get("detector"), MappingNode):
+        queries += [(f"detector.{k.value}", v, v.value) for k, v in fields["detector"].value
+                    if isinstance(k, ScalarNode) and k.value in ("good", "total")
+                    and isinstance(v, ScalarNode)]
+    for key, query_node, text in queries:
+        if query_node is not None and text and text.strip():
+            _promql(r, query_node, f"{field}.{key}", text, remote)
     if len(r.problems) > before or None in (name, query, detector, every, lookback):
         return None
     assert name is not None and query is not None and detector is not None
@@ -1098,6 +1108,26 @@ def _read_check(r: Reader, node: Node, field: str, settings: Settings | None,
                  every=every, lookback=lookback, detector=detector, severity=severity,
                  labels=labels, runbook=runbook, group_by=group_by, no_data=no_data,
                  position=r.position(node))
+
+
+def _promql(r: Reader, node: Node, field: str, text: str, remote: bool) -> None:
+    """A query the local PromQL parser rejects is a config problem, not an error every run.
+
+    On a Prometheus source, what the local engine does not support (the @ modifier, native
+    histogram functions) is Prometheus's to judge; syntax and type errors are the same there.
+    """
+    from incident.sources.promql.errors import PromQLError
+    from incident.sources.promql.parser import parse
+
+    try:
+        parse(text.strip())
+    except PromQLError as exc:
+        message = str(exc)
+        if "unsupported: " in message:
+            if not remote:
+                r.problem(node, field, f"the local source does not support this PromQL: {message}")
+            return
+        r.problem(node, field, f"not valid PromQL: {message}")
 
 
 def load_project(root: Path, env: Mapping[str, str] | None = None, *, drills: bool = True
