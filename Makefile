@@ -22,6 +22,8 @@ sample: $(BIN)/.installed
 	$(BIN)/incident --project . list
 	@echo "--- notifications delivered to the local channel (reports/notifications.log):"
 	@tail -n 3 reports/notifications.log
+	@echo "--- the postmortem draft of incident 1, for the managers:"
+	$(BIN)/incident --project . report postmortem 1
 
 # Real components for the tests come from Debian's packages; nothing is downloaded by hand.
 system-deps:
