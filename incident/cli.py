@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -18,8 +19,8 @@ import click
 
 from incident import app
 from incident.errors import ConfigError, IncidentError, NotFound, UsageError
-from incident.model import Check, Project, Severity, Status
-from incident.timeutil import format_duration, parse_duration, parse_time, utcnow
+from incident.model import Check, Incident, Project, Severity, Status
+from incident.timeutil import format_duration, iso, parse_duration, parse_time, utcnow
 
 if TYPE_CHECKING:
     from incident.runners import Shard
@@ -92,6 +93,9 @@ class Ctx:
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
+# How many rows to show: 0 would print "no incidents" when there are some, and the store
+# refuses a negative limit (or, in SQL, reads it as no limit at all).
+_COUNT = click.IntRange(min=1)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
@@ -216,6 +220,7 @@ def open_(c: Ctx, title: str, severity: str, runbook: str | None, labels: tuple[
     from incident.manual import delivery_text, open_manual
     from incident.views import incident_json
 
+    _said(title, "TITLE", 'e.g. incident open "Card payments failing per support"')
     if runbook:
         _known_runbook(c.project, runbook)
     pairs = dict(_label(x) for x in labels)
@@ -290,6 +295,7 @@ def note(c: Ctx, incident_id: int, text: str, by: str | None) -> None:
     """
     from incident.model import EventKind
 
+    _said(text, "TEXT", 'e.g. incident note 42 "replica lag 3s, failing over"')
     with _store(c.project) as store:
         store.get(incident_id)
         store.add_event(incident_id, at=utcnow(), kind=EventKind.NOTE, actor=_actor(by), text=text)
@@ -300,7 +306,8 @@ def note(c: Ctx, incident_id: int, text: str, by: str | None) -> None:
 @click.option("--all", "show_all", is_flag=True, help="Include resolved incidents.")
 @click.option("--status", type=click.Choice([s.value for s in Status]), multiple=True)
 @click.option("--check", "check_name", help="Only this check's incidents.")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", type=_COUNT, default=50, show_default=True,
+              help="Show at most this many.")
 @json_option
 @pass_ctx
 @command
@@ -352,17 +359,18 @@ def show(c: Ctx, incident_id: int, as_json: bool) -> None:
 @click.option("--source", help="Source name (default: default_source).")
 @click.option("--at", "at", metavar="T", help="Instant query time (default now).")
 @click.option("--start", metavar="T", help="Range query start.")
-@click.option("--end", metavar="T", help="Range query end (default now).")
-@click.option("--step", default="1m", show_default=True, help="Range query step.")
+@click.option("--end", metavar="T", help="Range query end (default now; needs --start).")
+@click.option("--step", metavar="D", help="Range query step (default 1m; needs --start).")
 @json_option
 @pass_ctx
 @command
 def query(c: Ctx, expr: str, source: str | None, at: str | None, start: str | None,
-          end: str | None, step: str, as_json: bool) -> None:
-    """Evaluate PromQL on a source, like `promtool query`.
+          end: str | None, step: str | None, as_json: bool) -> None:
+    """Evaluate PromQL on a source, like `promtool query`: at an instant, or over a range.
 
     \b
     Example:  incident query 'sum by (service) (rate(http_requests_total[5m]))' --start -1h
+              incident query 'up' --at 2026-11-24T10:00:00Z
     """
     from incident.views import query_text
 
@@ -370,17 +378,34 @@ def query(c: Ctx, expr: str, source: str | None, at: str | None, start: str | No
     name = source or c.project.settings.default_source
     if name not in c.project.settings.sources:
         raise UsageError(f"unknown source {name!r} (known: {', '.join(c.project.settings.sources)})")
+    span = _query_span(at, start, end, step, now)
     src = app.make_source(c.project.settings.sources[name])
-    if start:
-        data = src.api_query_range(expr, _time(start, now), _time(end, now), _duration(step))
-    else:
-        data = src.api_query(expr, _time(at, now))
+    data = src.api_query(expr, span) if isinstance(span, datetime) else src.api_query_range(expr, *span)
     _emit(data) if as_json else click.echo(query_text(data))
+
+
+def _query_span(at: str | None, start: str | None, end: str | None, step: str | None,
+                now: datetime) -> datetime | tuple[datetime, datetime, timedelta]:
+    """`--at T` → an instant; `--start T [--end T] [--step D]` → a range; anything else is refused."""
+    ranged = [f for f, v in (("--start", start), ("--end", end), ("--step", step)) if v is not None]
+    if at is not None and ranged:
+        raise UsageError(f"--at asks for an instant and {'/'.join(ranged)} for a range: give "
+                         "--at T, or --start T [--end T] [--step D], not both")
+    if start is None and ranged:
+        raise UsageError(f"{' and '.join(ranged)} need{'s' * (len(ranged) == 1)} --start: a range "
+                         "query is --start T [--end T] [--step D]")
+    if start is None:
+        return _time(at, now)
+    first, last = _time(start, now), _time(end, now)
+    if last < first:
+        raise UsageError(f"--end {end or 'now'} ({iso(last)}) is before --start {start} ({iso(first)})")
+    return first, last, _duration(step or "1m", "--step")
 
 
 @main.command()
 @click.option("--end", metavar="T", help="Last simulated minute (default now).")
-@click.option("--days", default=8.0, show_default=True, help="How much history to write.")
+@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=8.0,
+              show_default=True, help="How much history to write.")
 @pass_ctx
 @command
 def simulate(c: Ctx, end: str | None, days: float) -> None:
@@ -397,13 +422,15 @@ def simulate(c: Ctx, end: str | None, days: float) -> None:
 @main.command()
 @click.argument("incident_id", type=int)
 @click.argument("number")
-@click.option("--done", "state", flag_value="done", help="The step was carried out.")
-@click.option("--skip", "state", flag_value="skipped", help="The step was skipped on purpose.")
+# Two flags, not one flag_value pair: with a shared destination click keeps the last one given,
+# so `--done --skip` would quietly record "skipped".
+@click.option("--done", is_flag=True, help="The step was carried out.")
+@click.option("--skip", is_flag=True, help="The step was skipped on purpose.")
 @click.option("--note", default="", help="What came of it, or why it was skipped.")
 @click.option("--by", help="Who did it (default $INCIDENT_USER or $USER).")
 @pass_ctx
 @command
-def step(c: Ctx, incident_id: int, number: str, state: str | None, note: str,
+def step(c: Ctx, incident_id: int, number: str, done: bool, skip: bool, note: str,
          by: str | None) -> None:
     """Record a runbook step as done or skipped on the incident's timeline.
 
@@ -412,8 +439,10 @@ def step(c: Ctx, incident_id: int, number: str, state: str | None, note: str,
     from incident.model import EventKind
     from incident.runbooks import find_step, steps_of
 
-    if state is None:
-        raise UsageError("say --done or --skip")
+    if done == skip:
+        raise UsageError("say --done or --skip" if not done else
+                         "--done and --skip contradict each other: give one of them")
+    state = "done" if done else "skipped"
     with _store(c.project) as store:
         incident = store.get(incident_id)
         steps = steps_of(c.project.runbooks.get(incident.runbook or ""), incident.timeline)
@@ -462,7 +491,7 @@ def runbook_list(c: Ctx, as_json: bool) -> None:
 
 @runbook.command("show")
 @click.argument("name")
-@click.option("--history", "limit", default=20, show_default=True,
+@click.option("--history", "limit", type=_COUNT, default=20, show_default=True,
               help="How many past incidents to show.")
 @pass_ctx
 @command
@@ -629,8 +658,23 @@ _POSTMORTEM_FIELDS: dict[str, tuple[type, str]] = {
 
 def _postmortem_options(fn: F) -> F:
     for name, (kind, text) in reversed(_POSTMORTEM_FIELDS.items()):
-        fn = click.option(f"--{name.replace('_', '-')}", name, type=kind, help=text)(fn)
+        fn = click.option(f"--{name.replace('_', '-')}", name, help=text,
+                          **_NUMBER_OPTION.get(kind, {"type": kind}))(fn)
     return fn
+
+
+def _amount(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    # FloatRange lets nan through (every comparison with it is false) and inf is no amount.
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not an amount (expected a number of 0 or more)")
+    return value
+
+
+# Counts of customers and orders and the revenue at risk are never negative.
+_NUMBER_OPTION: dict[type, dict[str, Any]] = {
+    int: {"type": click.IntRange(min=0)},
+    float: {"type": click.FloatRange(min=0), "callback": _amount},
+}
 
 
 @main.command()
@@ -648,13 +692,25 @@ def edit(c: Ctx, incident_id: int, mitigated_at: str | None, by: str | None,
     """
     now = utcnow()
     values = {k: v for k, v in fields.items() if v is not None}
-    if mitigated_at:
+    if mitigated_at is not None:
         values["mitigated_at"] = _time(mitigated_at, now)
     if not values:
         raise UsageError("nothing to change: give at least one field (see incident edit --help)")
     with _store(c.project) as store:
+        if "mitigated_at" in values:
+            _check_mitigated_at(store.get(incident_id), values["mitigated_at"], mitigated_at, now)
         store.update_postmortem(incident_id, at=now, actor=_actor(by), **values)
     click.echo(f"#{incident_id}: postmortem updated ({', '.join(sorted(values))})")
+
+
+def _check_mitigated_at(incident: Incident, at: datetime, given: str | None, now: datetime) -> None:
+    """Refuse a mitigation before the incident began (its first breaching point) or in the future."""
+    if at < incident.detected_at:
+        raise UsageError(f"--mitigated-at {given} ({iso(at)}) is before incident #{incident.id} "
+                         f"began ({iso(incident.detected_at)}): impact cannot stop before it starts")
+    if at > now:
+        raise UsageError(f"--mitigated-at {given} ({iso(at)}) is in the future (now {iso(now)}): "
+                         "give the time the impact stopped")
 
 
 @main.group()
@@ -674,6 +730,7 @@ def action_add(c: Ctx, incident_id: int, text: str, owner: str, due: datetime | 
 
     Example:  incident action add 42 "alert on certificate expiry" --owner ana --due 2026-12-15
     """
+    _said(text, "TEXT", 'e.g. incident action add 42 "alert on certificate expiry"')
     with _store(c.project) as store:
         item = store.add_action_item(incident_id, text=text, owner=owner,
                                      due=due.date() if due else None, at=utcnow())
@@ -769,7 +826,8 @@ def report_trends(c: Ctx, since: str, fmt: str, output: str | None, as_json: boo
     from incident.reports.render import output_path, write
 
     with _store(c.project) as store:
-        built = trends.build(c.project, store, _duration(since), utcnow(), plot=not as_json)
+        built = trends.build(c.project, store, _duration(since, "--since"), utcnow(),
+                             plot=not as_json)
     if as_json:
         return _emit(trends.report_json(built))
     path = output_path(c.root, f"trends-{since}", fmt, output)
@@ -791,6 +849,7 @@ def update(c: Ctx, incident_id: int, message: str, to: tuple[str, ...], by: str 
     """
     from incident.notify.actions import post_update
 
+    _said(message, "MESSAGE", 'e.g. incident update 42 "Failover done, payments recovering"')
     with _store(c.project) as store:
         incident, attempts = post_update(c.project, store, incident_id, message,
                                          actor=_actor(by), now=utcnow(), to=to)
@@ -887,7 +946,8 @@ def drill_list(c: Ctx, as_json: bool) -> None:
 
 @drill.command("history")
 @click.argument("name")
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", type=_COUNT, default=20, show_default=True,
+              help="Show at most this many runs.")
 @json_option
 @pass_ctx
 @command
@@ -1031,10 +1091,10 @@ def silence_add(c: Ctx, matchers: tuple[str, ...], duration: str, comment: str, 
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     now = utcnow()
+    ends_at = now + _duration(duration, "--for")
     with _store(c.project) as store:
-        s = store.add_silence(match=match, match_re=match_re, starts_at=now,
-                              ends_at=now + _duration(duration), comment=comment,
-                              created_by=_actor(by), at=now)
+        s = store.add_silence(match=match, match_re=match_re, starts_at=now, ends_at=ends_at,
+                              comment=comment, created_by=_actor(by), at=now)
     _emit(_silence_json(s)) if as_json else click.echo(
         f"silence #{s.id} ({describe(s)}) until {app.local_time(s.ends_at, c.project)}")
 
@@ -1095,6 +1155,12 @@ def _known_runbook(project: Project, name: str) -> Any:
     return project.runbooks[name]
 
 
+def _said(text: str, what: str, example: str) -> None:
+    # A blank title or message still pages people or lands on the timeline, telling them nothing.
+    if not text.strip():
+        raise UsageError(f"{what} is empty (got {text!r}): say what it is about, {example}")
+
+
 def _label(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -1111,11 +1177,15 @@ def _shard(text: str | None) -> Shard | None:
         raise UsageError(str(exc)) from None
 
 
-def _duration(text: str) -> timedelta:
+def _duration(text: str, option: str) -> timedelta:
     try:
-        return parse_duration(text)
+        delta = parse_duration(text)
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(f"{option}: {exc}") from None
+    # Every duration the CLI takes is a length (a step, a look-back, a silence): zero is none.
+    if delta <= timedelta(0):
+        raise UsageError(f"{option} must be longer than zero, got {text!r} (e.g. 90s, 5m, 1h30m, 7d)")
+    return delta
 
 
 class _store:

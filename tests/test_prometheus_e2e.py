@@ -185,10 +185,16 @@ def test_query_json_is_what_prometheus_returns(shop) -> None:
 
 @pytest.mark.prometheus
 def test_bad_promql_is_a_check_error_not_an_outage(shop) -> None:
-    """Prometheus rejecting a query reports the check, and never counts toward 'unreadable'."""
+    """Prometheus rejecting a query reports the check, and never counts toward 'unreadable'.
+
+    The query parses (a syntax error is already a config error): Prometheus refuses it when
+    it runs, as both providers' series fall into one match group.
+    """
     root, _, t0 = shop
     path = root / "checks" / "payments.yaml"
-    path.write_text(path.read_text().replace("min by (provider)", "min by (provider"))
+    path.write_text(path.read_text().replace(
+        "min by (provider) (payment_success_ratio)",
+        "min by (provider) (payment_success_ratio + on() group_left payment_success_ratio)"))
     for minute in (1, 2, 3, 4):
         code, out = check_at(root, t0 + timedelta(minutes=30 + minute))
         assert code == 3
