@@ -10,6 +10,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
@@ -157,6 +158,61 @@ def test_steady_state_not_met_aborts(shop: Path, simulated: tuple[Path, datetime
     assert json.loads(cli(shop, "list", "--all", "--json")[1]) == []  # nothing opened
     code, out = cli(shop, "drill", "history", "database-failure")
     assert "aborted" in out and "already firing" in out
+
+
+def test_a_drill_where_the_data_is_missing_aborts(shop: Path,
+                                                   simulated: tuple[Path, datetime]) -> None:
+    """A drill placed where the source has no data (tomorrow, or before its history starts)
+    cannot be rehearsed: it is aborted before any replay, naming the checks and the span, and
+    journaled as aborted so it never counts as a failed run."""
+    end = simulated[1]  # the last simulated minute
+    zone = ZoneInfo("Asia/Shanghai")  # the sample's timezone
+    for at in (end + timedelta(days=1), end - timedelta(days=30)):
+        code, cards = drill(shop, "database-failure", "--at", iso(at) or "")
+        assert code == 1
+        card = cards[0]
+        assert card["status"] == "aborted" and card["expectations"] == [], card
+        [reason] = card["aborted_because"]
+        a, b = at.astimezone(zone), (at + timedelta(minutes=30)).astimezone(zone)
+        assert reason.startswith(
+            "db-query-latency, db-latency-anomaly, db-connections and api-success-rate have no "
+            f"data between {a:%Y-%m-%d %H:%M} and {b:%H:%M %Z} (source local holds their "
+            "series from "), reason
+        assert reason.endswith(f" to {end.astimezone(zone):%Y-%m-%d %H:%M %Z})"), reason
+    assert json.loads(cli(shop, "list", "--all", "--json")[1]) == []  # nothing was replayed
+    history = json.loads(cli(shop, "drill", "history", "database-failure", "--json")[1])
+    assert [h["status"] for h in history] == ["aborted", "aborted"]
+    assert "have no data between" in cli(shop, "drill", "history", "database-failure")[1]
+    data = json.loads(cli(shop, "report", "trends", "--since", "7d", "--json")[1])
+    assert data["drills"] == {"run": 0, "passed": 0, "pass_rate": None}
+
+
+def test_a_check_the_source_has_no_series_for_aborts(shop: Path,
+                                                      simulated: tuple[Path, datetime]) -> None:
+    """Only the check without data is named, and a local source says it holds none of it."""
+    (shop / "checks" / "replica.yaml").write_text("""
+- name: replica-lag
+  query: pg_replication_lag_seconds{instance="db-replica"}
+  every: 1m
+  lookback: 2h
+  detector: {type: threshold, above: 30, for: 5m}
+  severity: high
+""")
+    (shop / "drills" / "replica.yaml").write_text("""
+name: replica-behind
+duration: 20m
+inject:
+  - {check: replica-lag, from: 2m, to: 15m, fault: {type: set, value: 120}}
+  - {check: db-query-latency, from: 2m, to: 15m, fault: {type: set, value: 0.45}}
+expect:
+  - incident: {check: replica-lag, within: 10m}
+  - incident: {check: db-query-latency, within: 10m}
+""")
+    code, cards = drill(shop, "replica-behind", "--at", iso(simulated[1] - timedelta(hours=1)) or "")
+    assert code == 1 and cards[0]["status"] == "aborted"
+    [reason] = cards[0]["aborted_because"]
+    assert reason.startswith("replica-lag has no data between "), reason
+    assert reason.endswith(" (source local holds none of its series)"), reason
 
 
 def test_open_real_incident_aborts(shop: Path) -> None:

@@ -22,6 +22,7 @@ from incident.drills.source import ReplaySource, extremes, faulted_storage
 from incident.errors import DrillError
 from incident.model import (
     DRILL_PREFIX,
+    AbsentParams,
     Attempt,
     Check,
     Drill,
@@ -88,6 +89,14 @@ class _Setup:
     checks: list[Check]
     sources: dict[str, ReplaySource] = field(default_factory=dict)
     step: timedelta = timedelta(minutes=1)
+    real: dict[str, Source] = field(default_factory=dict)  # check → its source, no fault in it
+    _clean: dict[str, ReplaySource] = field(default_factory=dict)
+
+    def clean(self, check: str) -> ReplaySource:
+        """A check's real data, unfaulted; one per run, so the checks on it read the source once."""
+        if check not in self._clean:
+            self._clean[check] = self.sources[check].clean()
+        return self._clean[check]
 
 
 def involved_checks(project: Project, drill: Drill) -> list[Check]:
@@ -156,6 +165,7 @@ def prepare(drill: Drill, checks: Sequence[Check], sources: Mapping[str, Source]
             faults=[i for i in drill.inject if i.check == c.name], drill_start=start,
             span=(align(start, c.every) - c.lookback, align(end, c.every)), shift=shift,
             clean_inner=sources[c.source], cached=not live)
+        setup.real[c.name] = sources[c.source]
     return setup
 
 
@@ -168,11 +178,81 @@ def _firing(drill: Drill, setup: _Setup, at: datetime) -> list[tuple[str, str]]:
     for c in setup.checks:
         if not c.query:
             continue
-        frame = setup.sources[c.name].clean().query_range(c.query, *window(c, at), c.every)
+        frame = setup.clean(c.name).query_range(c.query, *window(c, at), c.every)
         out += [(f.fingerprint, f.reason or "breaching") for f in judge(c, frame, at)
                 if f.state is State.FIRING and f.fired_at is not None
                 and _in_scope(f.labels, scope(drill, c.name))]
     return out
+
+
+def missing_data(setup: _Setup, start: datetime, end: datetime, tz: str, *, live: bool = False
+                 ) -> list[str]:
+    """Why the drill cannot be rehearsed here (empty when it can): its checks with no real data
+    over its span, as before the source's history starts or past its end. A check that sees
+    nothing cannot show that it fires, so such a run would score the data, not the response.
+    A live drill looks at the lookback before its start: the rest is not written yet."""
+    from incident.detectors import inputs
+    from incident.engine import window
+
+    gaps: dict[tuple[datetime, datetime, _Held | None], list[str]] = {}
+    for c in setup.checks:
+        if isinstance(c.detector, AbsentParams):
+            continue  # missing data is what it watches for: the steady state judges it
+        queries = [c.query] if c.query else list(inputs.queries("", c.detector).values())
+        a, b = window(c, start) if live else (start, end)
+        clean = setup.clean(c.name)
+        if not any(clean.query_range(q, a + clean.shift, b + clean.shift, c.every)
+                   .notna().to_numpy().any() for q in queries):
+            gaps.setdefault((a, b, _held(setup.real[c.name], queries)), []).append(c.name)
+    return [_no_data(names, a, b, held, tz) for (a, b, held), names in gaps.items()]
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    source: str
+    span: tuple[datetime, datetime] | None  # first and last sample; None: no series at all
+
+
+def _held(source: Source, queries: Sequence[str]) -> _Held | None:
+    """Where the series the queries select begin and end in a local source (None for another
+    source: asking a remote one would take a query of its own)."""
+    from datetime import UTC
+
+    from incident.sources.local import StorageSource
+    from incident.sources.promql.ast import selectors
+    from incident.sources.promql.parser import parse
+
+    if not isinstance(source, StorageSource):
+        return None
+    wanted = [s.matchers for q in queries for s in selectors(parse(q))]
+    times = [s.t for s in source.data().series
+             if s.t.size and any(all(m.matches(s.labels) for m in ms) for ms in wanted)]
+    if not times:
+        return _Held(source.name, None)
+    first, last = (datetime.fromtimestamp(x, UTC) for x in
+                   (min(float(t[0]) for t in times), max(float(t[-1]) for t in times)))
+    return _Held(source.name, (first, last))
+
+
+def _no_data(names: Sequence[str], a: datetime, b: datetime, held: _Held | None, tz: str) -> str:
+    """`db-query-latency has no data between … (source local holds its series from … to …)`."""
+    one = len(names) == 1
+    text = (names[0] if one else f"{', '.join(names[:-1])} and {names[-1]}") + \
+        f" {'has' if one else 'have'} no data between {_between(a, b, tz)}"
+    whose = "its" if one else "their"
+    if held is None:
+        return text
+    if held.span is None:
+        return f"{text} (source {held.source} holds none of {whose} series)"
+    return f"{text} (source {held.source} holds {whose} series from {_between(*held.span, tz, 'to')})"
+
+
+def _between(a: datetime, b: datetime, tz: str, word: str = "and") -> str:
+    """`2026-11-26 04:41 and 05:11 CST`: in the project's time zone, like the drill's window."""
+    from zoneinfo import ZoneInfo
+
+    x, y = a.astimezone(ZoneInfo(tz)), b.astimezone(ZoneInfo(tz))
+    return f"{x:%Y-%m-%d %H:%M} {word} {y:{'%H:%M %Z' if x.date() == y.date() else '%Y-%m-%d %H:%M %Z'}}"
 
 
 def steady_state(drill: Drill, setup: _Setup, store: Store, at: datetime) -> list[str]:
@@ -311,7 +391,9 @@ def _run(project: Project, drill: Drill, store: Store, setup: _Setup, journal: D
     shift = setup.sources[setup.checks[0].name].shift
     card = Scorecard(drill=drill.name, run_id=journal.id, mode=journal.mode, status=ABORTED,
                      start=start + shift, end=end + shift, roles=drill.roles)
-    aborted = steady_state(drill, setup, store, start + shift)
+    # Without data the steady state holds vacuously and the faults have nothing to act on.
+    aborted = missing_data(setup, start, end, project.settings.timezone, live=live) or \
+        steady_state(drill, setup, store, start + shift)
     if aborted:
         return replace(card, aborted_because=tuple(aborted), elapsed=time.monotonic() - began)
     view = drill_project(project, drill, setup.checks)
