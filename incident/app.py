@@ -24,9 +24,12 @@ def project_root(given: str | None) -> Path:
     return Path(given or os.environ.get("INCIDENT_PROJECT") or ".").resolve()
 
 
-def load(root: Path, *, drills: bool = True) -> Project:
-    """The validated project (without drills/ unless asked); ConfigError lists every problem."""
-    return load_project(root, drills=drills)
+def load(root: Path, *, drills: bool = True, lenient: bool = False) -> Project:
+    """The validated project (without drills/ unless asked); ConfigError lists every problem.
+
+    `lenient`: broken checks and runbooks are left out and listed in `Project.problems`.
+    """
+    return load_project(root, drills=drills, lenient=lenient)
 
 
 def make_source(spec: SourceSpec) -> Source:

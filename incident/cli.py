@@ -11,14 +11,14 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from incident import app
-from incident.errors import ConfigError, IncidentError, NotFound, UsageError
+from incident.errors import ConfigError, ConfigProblem, IncidentError, NotFound, UsageError
 from incident.model import Check, Incident, Project, Severity, Status
 from incident.timeutil import format_duration, iso, parse_duration, parse_time, utcnow
 
@@ -52,6 +52,16 @@ def command(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _warn(problems: Sequence[ConfigProblem], shown: int = 3) -> None:
+    """The first few problems of a leniently loaded project, on stderr (stdout may be JSON)."""
+    for problem in problems[:shown]:
+        click.echo(f"warning: {problem}", err=True)
+    if problems:
+        more = f" and {len(problems) - shown} more" if len(problems) > shown else ""
+        click.echo(f"warning: what these break is left out{more}; `incident checks validate` "
+                   "lists every problem", err=True)
+
+
 def _emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
@@ -79,9 +89,11 @@ class Ctx:
 
     @property
     def project(self) -> Project:
-        """The project without drills/: a broken drill file never stops the other commands."""
+        """The project without drills/, loaded leniently: a broken drill, check or runbook file
+        never stops the cron run or people working incidents; its problems are shown."""
         if self._project is None:
-            self._project = app.load(self.root, drills=False)
+            self._project = app.load(self.root, drills=False, lenient=True)
+            _warn(self._project.problems)
         return self._project
 
     @property
@@ -154,6 +166,8 @@ def check(c: Ctx, names: tuple[str, ...], at: str | None, dry_run: bool, lease: 
                else report_text(report, c.project))
     if report.source_errors:
         sys.exit(3)
+    if c.project.problems:
+        sys.exit(ConfigError.exit_code)
 
 
 @main.group()

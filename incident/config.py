@@ -1130,12 +1130,17 @@ def _promql(r: Reader, node: Node, field: str, text: str, remote: bool) -> None:
         r.problem(node, field, f"not valid PromQL: {message}")
 
 
-def load_project(root: Path, env: Mapping[str, str] | None = None, *, drills: bool = True
-                 ) -> Project:
+def load_project(root: Path, env: Mapping[str, str] | None = None, *, drills: bool = True,
+                 lenient: bool = False) -> Project:
     """Read and validate a whole project directory; ConfigError lists every problem found.
 
     Without `drills`, drills/ is not read: a mistake in a drill must never stop `incident
     check` from watching production, and the cron path need not parse scenarios.
+
+    With `lenient`, a mistake in a check file or a runbook leaves out only what it breaks
+    (the check, or the runbook's steps) and the project carries the problems: one typo must
+    not stop all monitoring, nor keep people from acknowledging incidents. Problems in
+    incident.yaml still fail: without it nothing can run.
     """
     env = os.environ if env is None else env
     root = root.resolve()
@@ -1174,6 +1179,11 @@ def load_project(root: Path, env: Mapping[str, str] | None = None, *, drills: bo
             assert check.position is not None
             seen[check.name] = check.position
             checks.append(check)
+    if lenient:
+        _raise([p for p in problems if str(p.file) == SETTINGS_FILE], settings)
+        assert settings is not None
+        return Project(root=root, settings=settings, checks=tuple(checks), runbooks=runbooks,
+                       problems=_in_order(problems))
     _raise(problems, settings)
     assert settings is not None
     if not drills:
@@ -1191,6 +1201,9 @@ def load_project(root: Path, env: Mapping[str, str] | None = None, *, drills: bo
 def _raise(problems: list[ConfigProblem], settings: Settings | None) -> None:
     """ConfigError with every problem, grouped by file in the order files were read."""
     if problems or settings is None:
-        files = list(dict.fromkeys(str(p.file) for p in problems))
-        raise ConfigError(sorted(problems, key=lambda p: (files.index(str(p.file)), p.line,
-                                                           p.column)))
+        raise ConfigError(_in_order(problems))
+
+
+def _in_order(problems: list[ConfigProblem]) -> tuple[ConfigProblem, ...]:
+    files = list(dict.fromkeys(str(p.file) for p in problems))
+    return tuple(sorted(problems, key=lambda p: (files.index(str(p.file)), p.line, p.column)))

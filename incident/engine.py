@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 ACTOR = "incident check"
 SOURCE_CHECK_PREFIX = "source-unreadable"
+CONFIG_CHECK_PREFIX = "config-invalid"
 # A value change this large (relative) on an open incident is worth a timeline line.
 NOTABLE_CHANGE = 0.2
 
@@ -265,6 +266,8 @@ class Engine:
             for name in used if self.drill is None else ():
                 every = min(c.every for c in checks if c.source == name)
                 source_actions += self._source_health(name, down.get(name), now, align(now, every))
+            if self.drill is None:
+                source_actions += self._config_health(now)
             results, source_actions = self._deliver(now, results, source_actions)
         return RunReport(at=now, dry_run=dry_run, results=tuple(results),
                          source_actions=tuple(source_actions))
@@ -404,36 +407,68 @@ class Engine:
         fp = f'{SOURCE_CHECK_PREFIX}{{source="{source}"}}'
         failures = self.store.record_source(source, ok=error is None, at=now, error=error,
                                             cycle=cycle)
-        current = self.store.find_active(fp)
         if error is None:
-            if current is None:
-                return []
-            on = self.pipeline.on("resolved", now)
-            incident, changed = self.store.resolve(current.id, at=now, actor=ACTOR,
-                                                   text="source readable again", auto=True,
-                                                   notifications=on)
-            if changed:
-                self._muted(incident, on, now)
-            return [Action(kind="resolved", fingerprint=fp, incident_id=incident.id)
-                    ] if changed else []
+            current = self.store.find_active(fp)
+            return self._platform_resolve(current, "source readable again", now) if current else []
         if failures < self.project.settings.source_failure_limit:
             return []
-        incident, change = self.store.open_incident(
-            fingerprint=fp, check=None, title=f"source {source} unreadable: checks are blind",
-            severity=Severity.CRITICAL, labels={"source": source, "category": "monitoring"},
-            runbook=None, detected_at=now, at=now, value=float(failures),
-            reopen_window=self.project.settings.reopen_window, actor=ACTOR,
-            notifications=(on := self.pipeline.on(
-                "opened", now, reason := f"unreadable {failures} cycles in a row: {error}")))
+        return self._platform_open(
+            fp, f"source {source} unreadable: checks are blind", Severity.CRITICAL,
+            {"source": source, "category": "monitoring"}, float(failures),
+            f"unreadable {failures} cycles in a row: {error}", now, EventKind.SOURCE_ERROR)
+
+    def _config_health(self, now: datetime) -> list[Action]:
+        """A check or runbook file left out for its mistakes is an incident until it is fixed.
+
+        The project was loaded leniently, so the rest runs; but a check that is not
+        evaluated watches nothing, and somebody must hear of it.
+        """
+        broken: dict[str, list[str]] = {}
+        for problem in self.project.problems:
+            broken.setdefault(str(problem.file), []).append(str(problem))
+        actions = []
+        for file, problems in broken.items():
+            checks = file.startswith("checks")
+            title = (f"{file} is invalid: its broken checks are not evaluated" if checks
+                     else f"{file} is invalid: its steps are not attached to incidents")
+            reason = f"{len(problems)} problem{'s' * (len(problems) > 1)}: " + "; ".join(problems[:3])
+            actions += self._platform_open(
+                f'{CONFIG_CHECK_PREFIX}{{file="{file}"}}', title,
+                Severity.CRITICAL if checks else Severity.HIGH,
+                {"file": file, "category": "monitoring"}, float(len(problems)), reason, now,
+                EventKind.UPDATED)
+        for incident in self.store.active():
+            if incident.fingerprint.startswith(CONFIG_CHECK_PREFIX + "{") \
+                    and incident.labels.get("file") not in broken:
+                actions += self._platform_resolve(incident, "file valid again", now)
+        return actions
+
+    def _platform_open(self, fp: str, title: str, severity: Severity, labels: dict[str, str],
+                       value: float, reason: str, now: datetime, event: EventKind) -> list[Action]:
+        """Open (or keep) an incident about the monitoring itself, which has no check; the
+        reason goes on its timeline as `event`."""
         from incident.store import Change
 
+        incident, change = self.store.open_incident(
+            fingerprint=fp, check=None, title=title, severity=severity, labels=labels,
+            runbook=None, detected_at=now, at=now, value=value,
+            reopen_window=self.project.settings.reopen_window, actor=ACTOR,
+            notifications=(on := self.pipeline.on("opened", now, reason)))
         if change is Change.EXISTING:
             return []
         self._muted(incident, on, now)
-        self.store.add_event(incident.id, at=now, kind=EventKind.SOURCE_ERROR, actor=ACTOR,
-                             text=reason)
+        self.store.add_event(incident.id, at=now, kind=event, actor=ACTOR, text=reason)
         kind = "opened" if change is Change.OPENED else "reopened"
         return [Action(kind=kind, fingerprint=fp, incident_id=incident.id, reason=reason)]
+
+    def _platform_resolve(self, current: Incident, text: str, now: datetime) -> list[Action]:
+        on = self.pipeline.on("resolved", now)
+        incident, changed = self.store.resolve(current.id, at=now, actor=ACTOR, text=text,
+                                               auto=True, notifications=on)
+        if not changed:
+            return []
+        self._muted(incident, on, now)
+        return [Action(kind="resolved", fingerprint=incident.fingerprint, incident_id=incident.id)]
 
 
 def attach_runbook(store: Store, incident: Incident, project: Project, now: datetime,

@@ -12,6 +12,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from incident.errors import ConfigProblem
+
 
 class Severity(enum.StrEnum):
     CRITICAL = "critical"
@@ -432,6 +434,8 @@ class Project:
     checks: tuple[Check, ...]
     runbooks: Mapping[str, Runbook] = field(default_factory=dict)
     drills: Mapping[str, Drill] = field(default_factory=dict)
+    # Loaded leniently: the problems of check and runbook files whose broken parts were left out.
+    problems: tuple[ConfigProblem, ...] = ()
 
     def check(self, name: str) -> Check:
         """The check called `name`; KeyError if there is none."""
