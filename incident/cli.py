@@ -105,6 +105,9 @@ class Ctx:
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
+# How far ahead of this machine's clock `check --at` may be: another host's clock, a cron
+# started a moment early.
+CLOCK_SKEW = timedelta(minutes=1)
 # How many rows to show: 0 would print "no incidents" when there are some, and the store
 # refuses a negative limit (or, in SQL, reads it as no limit at all).
 _COUNT = click.IntRange(min=1)
@@ -152,7 +155,13 @@ def check(c: Ctx, names: tuple[str, ...], at: str | None, dry_run: bool, lease: 
     from incident import runners
     from incident.views import report_json, report_text
 
-    now = _time(at, utcnow())
+    wall = utcnow()
+    now = _time(at, wall)
+    if now - wall > CLOCK_SKEW and not dry_run:
+        # Judging data that does not exist yet would open incidents stamped in the future and
+        # page people for them: a sign slip in --at, not a backfill.
+        raise UsageError(f"--at {at} ({iso(now)}) is in the future (now {iso(wall)}): check judges "
+                         "what already happened; use --dry-run to look ahead")
     for name in names:
         _known_check(c.project, name)
     part = _shard(shard)

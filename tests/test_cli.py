@@ -252,3 +252,13 @@ def test_blank_titles_and_messages_are_refused(project: Path, args: list[str],
     else:
         timeline = json.loads(cli(project, "show", "1", "--json")[1])["timeline"]
         assert [e["kind"] for e in timeline] == ["opened"]
+
+
+def test_check_refuses_a_future_time_unless_it_only_looks(project: Path) -> None:
+    """`check --at +1h` would open incidents stamped ahead and page for them; --dry-run may look."""
+    code, out, err = cli(project, "check", "--at", "+1h")
+    assert code == 2 and out == ""
+    assert "is in the future" in err and "use --dry-run to look ahead" in err
+    assert cli(project, "list", "--all", "--json")[1].strip() == "[]"
+    assert cli(project, "check", "--at", "+1h", "--dry-run")[0] == 0
+    assert cli(project, "check", "--at", "+30s")[0] == 0  # another host's clock, a little ahead

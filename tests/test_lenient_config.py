@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from incident.cli import main
 
-AT = "2026-11-24T12:00:00Z"
+AT = "2026-11-02T12:00:00Z"
 
 
 def cli(root: Path, *args: str) -> tuple[int, str, str]:
@@ -53,7 +53,7 @@ def test_the_rest_runs_and_the_broken_files_are_incidents(shop: Path) -> None:
     assert broken_check["title"] == "checks/api.yaml is invalid: its broken checks are not evaluated"
     assert broken_runbook["severity"] == "high"
     # A second run keeps them: one incident per file, not one per run.
-    cli(shop, "check", "--at", "2026-11-24T12:01:00Z")
+    cli(shop, "check", "--at", "2026-11-02T12:01:00Z")
     assert sorted(fp for fp in active(shop) if fp.startswith("config-invalid")) == [
         'config-invalid{file="checks/api.yaml"}',
         'config-invalid{file="runbooks/database-failure.md"}']
@@ -75,7 +75,7 @@ def test_fixing_the_files_resolves_their_incidents(shop: Path) -> None:
     cli(shop, "check", "--at", AT)
     api = shop / "checks" / "api.yaml"
     api.write_text(api.read_text().replace("type: burn_rat", "type: burn_rate"))
-    code, _, err = cli(shop, "check", "--at", "2026-11-24T12:01:00Z")
+    code, _, err = cli(shop, "check", "--at", "2026-11-02T12:01:00Z")
     assert code == 2 and "checks/api.yaml" not in err  # the runbook is still broken
     fps = [fp for fp in active(shop) if fp.startswith("config-invalid")]
     assert fps == ['config-invalid{file="runbooks/database-failure.md"}']
