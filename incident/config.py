@@ -73,11 +73,22 @@ class Reader:
         self.shown = shown
         self.problems = problems
         self.offset = line_offset  # YAML that starts below line 1 (runbook front matter)
+        # A lenient load: problems that leave the rest usable (a channel whose secret is not in
+        # this shell's environment) go here instead of failing the load.
+        self.soft: list[ConfigProblem] | None = None
 
-    def problem(self, node: Node | None, field: str, message: str) -> None:
+    def problem(self, node: Node | None, field: str, message: str, *, soft: bool = False) -> None:
         line, col = ((node.start_mark.line + 1 + self.offset, node.start_mark.column + 1)
                      if node else (0, 0))
-        self.problems.append(ConfigProblem(self.shown, line, col, field, message))
+        kept = self.soft if soft and self.soft is not None else self.problems
+        kept.append(ConfigProblem(self.shown, line, col, field, message))
+
+    def unset(self, node: Node, env: Mapping[str, str]) -> list[str]:
+        """The ${VAR}s (without a default) of a scalar that `env` does not set."""
+        if not isinstance(node, ScalarNode) or not isinstance(node.value, str):
+            return []
+        return [m.group(1) for m in _VAR.finditer(node.value)
+                if m.group(1) not in env and m.group(2) is None]
 
     def position(self, node: Node) -> Position:
         return Position(file=Path(self.shown), line=node.start_mark.line + 1 + self.offset,
@@ -433,6 +444,16 @@ def _read_channels(r: Reader, node: Node | None, field: str, env: Mapping[str, s
         return channels, {""}
     for key_node, value_node in node.value:
         name = key_node.value
+        unset = r.unset(value_node, env) if r.soft is not None else []
+        if unset:
+            # Leniently, a person acking from a shell without the webhook's secret still can:
+            # the message waits in the outbox for a run whose environment has it.
+            for var in unset:
+                r.problem(value_node, f"{field}.{name}", f"environment variable ${{{var}}} is not "
+                          f"set here: messages to {name} wait for a run that has it", soft=True)
+            channels[name] = Channel(name=name, url="", redacted=redact_template(value_node.value),
+                                     position=r.position(value_node), unset=tuple(unset))
+            continue
         url = r.expand(value_node, f"{field}.{name}", env)
         if url is not None and "://" not in url:
             r.problem(value_node, f"{field}.{name}",
@@ -1152,6 +1173,9 @@ def load_project(root: Path, env: Mapping[str, str] | None = None, *, drills: bo
             f"not found in {root}: run inside a project, or pass --project DIR "
             "or set $INCIDENT_PROJECT")])
     r = Reader(settings_file, SETTINGS_FILE, problems)
+    soft: list[ConfigProblem] = []
+    if lenient:
+        r.soft = soft
     settings, settings_fields = _read_settings(r, root, env)
     defaults = _read_defaults(r, settings_fields["defaults"]) if "defaults" in settings_fields \
         else _Defaults()
@@ -1183,7 +1207,7 @@ def load_project(root: Path, env: Mapping[str, str] | None = None, *, drills: bo
         _raise([p for p in problems if str(p.file) == SETTINGS_FILE], settings)
         assert settings is not None
         return Project(root=root, settings=settings, checks=tuple(checks), runbooks=runbooks,
-                       problems=_in_order(problems))
+                       problems=_in_order(soft + problems))
     _raise(problems, settings)
     assert settings is not None
     if not drills:

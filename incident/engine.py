@@ -267,7 +267,7 @@ class Engine:
                 every = min(c.every for c in checks if c.source == name)
                 source_actions += self._source_health(name, down.get(name), now, align(now, every))
             if self.drill is None:
-                source_actions += self._config_health(now)
+                source_actions += self.config_health(now)
             results, source_actions = self._deliver(now, results, source_actions)
         return RunReport(at=now, dry_run=dry_run, results=tuple(results),
                          source_actions=tuple(source_actions))
@@ -417,8 +417,8 @@ class Engine:
             {"source": source, "category": "monitoring"}, float(failures),
             f"unreadable {failures} cycles in a row: {error}", now, EventKind.SOURCE_ERROR)
 
-    def _config_health(self, now: datetime) -> list[Action]:
-        """A check or runbook file left out for its mistakes is an incident until it is fixed.
+    def config_health(self, now: datetime) -> list[Action]:
+        """A check, runbook or channel left out for its mistakes is an incident until fixed.
 
         The project was loaded leniently, so the rest runs; but a check that is not
         evaluated watches nothing, and somebody must hear of it.
@@ -428,13 +428,15 @@ class Engine:
             broken.setdefault(str(problem.file), []).append(str(problem))
         actions = []
         for file, problems in broken.items():
-            checks = file.startswith("checks")
-            title = (f"{file} is invalid: its broken checks are not evaluated" if checks
-                     else f"{file} is invalid: its steps are not attached to incidents")
+            runbook = file.startswith("runbooks")
+            title = f"{file} is invalid: " + (
+                "its broken checks are not evaluated" if file.startswith("checks")
+                else "its steps are not attached to incidents" if runbook
+                else "some channels cannot be sent to from here")
             reason = f"{len(problems)} problem{'s' * (len(problems) > 1)}: " + "; ".join(problems[:3])
             actions += self._platform_open(
                 f'{CONFIG_CHECK_PREFIX}{{file="{file}"}}', title,
-                Severity.CRITICAL if checks else Severity.HIGH,
+                Severity.HIGH if runbook else Severity.CRITICAL,
                 {"file": file, "category": "monitoring"}, float(len(problems)), reason, now,
                 EventKind.UPDATED)
         for incident in self.store.active():

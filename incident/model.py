@@ -363,6 +363,7 @@ class Channel:
     url: str = field(repr=False)
     redacted: str
     position: Position | None = None
+    unset: tuple[str, ...] = ()  # ${VAR}s of the URL this environment lacks: cannot send here
 
 
 DEFAULT_LEASE_TTL = timedelta(minutes=2)

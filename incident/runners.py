@@ -117,13 +117,16 @@ def run(engine: Engine, store: Store, the_plan: Plan, now: datetime, *, dry_run:
     left with no check still owes the outbox its tick: it enqueues the reminders due and
     delivers what is due (a retry must not wait for a runner that happens to win a claim).
     """
-    from incident.engine import ACTOR, RunReport
+    from incident.engine import ACTOR, Action, RunReport
 
     if not the_plan.checks:
+        actions: list[Action] = []
         if not dry_run:
+            # Every check file may be the broken one: that must page even with nothing to run.
+            actions = engine.config_health(now)
             engine.pipeline.schedule(now)
             engine.pipeline.deliver(now, actor=ACTOR)
-        return RunReport(at=now, dry_run=dry_run, results=())
+        return RunReport(at=now, dry_run=dry_run, results=(), source_actions=tuple(actions))
     report = engine.run(now, the_plan.checks, dry_run=dry_run)
     if the_plan.claims:
         finished = clock()

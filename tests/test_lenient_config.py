@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,42 @@ def test_validate_and_a_broken_incident_yaml_stay_strict(shop: Path) -> None:
     code, out, err = cli(shop, "check", "--at", AT)
     assert code == 2 and out == ""
     assert "incident.yaml" in err and "nowhere" in err
+
+
+def test_a_shell_without_the_channel_secret_can_still_open_and_ack(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch
+                                                                   ) -> None:
+    """The message waits in the outbox; a run whose environment has the secret delivers it."""
+    from incident.testing import HTTPReceiver
+
+    root = tmp_path / "shop"
+    (root / "checks").mkdir(parents=True)
+    (root / "runbooks").mkdir()
+    (root / "incident.yaml").write_text(
+        'sources:\n  local: {type: file, path: data/}\nchannels:\n  oncall: "${ONCALL_URL}"\n'
+        "routes:\n  - notify: [oncall]\ndelivery: {backoff: 1s, max_backoff: 1s}\n")
+    monkeypatch.delenv("ONCALL_URL", raising=False)
+    with HTTPReceiver() as rx:
+        code, out, err = cli(root, "open", "Card payments failing", "--severity", "critical")
+        assert code == 0 and "notified oncall ✗" in out
+        assert "warning: incident.yaml:4:11: channels.oncall: environment variable ${ONCALL_URL} " \
+               "is not set here: messages to oncall wait for a run that has it" in err
+        code, out, _ = cli(root, "show", "1", "--json")
+        tried = {e["data"]["error"] for e in json.loads(out)["timeline"] if e["kind"] == "notified"}
+        assert tried == {"${ONCALL_URL} not set where this ran: kept for a run whose environment has it"}
+        assert cli(root, "ack", "1", "--by", "mei")[0] == 0
+        # The cron run without it says so and pages about it elsewhere (here: nowhere else).
+        code, _, _ = cli(root, "check")
+        assert code == 2
+        assert 'config-invalid{file="incident.yaml"}' in active(root)
+        assert cli(root, "checks", "validate")[0] == 2  # validate stays strict
+        monkeypatch.setenv("ONCALL_URL", rx.url())
+        time.sleep(1.5)  # past the retry's 1s backoff
+        assert cli(root, "check")[0] == 0
+        # The open waited and goes out now, in one digest with the config incident's open and
+        # resolve (three due at once for one channel); the acknowledgement goes alone.
+        digest, ack = sorted(rx.received, key=lambda x: x["body"]["title"])
+        assert digest["body"]["title"] == "3 incident notifications: 2 opened, 1 resolved"
+        assert "OPENED #1: Card payments failing" in digest["body"]["message"]
+        assert ack["body"]["title"] == "[CRITICAL] ACKNOWLEDGED #1: Card payments failing"
+        assert 'config-invalid{file="incident.yaml"}' not in active(root)

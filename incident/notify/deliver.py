@@ -60,6 +60,10 @@ class Notifier:
     def _send_one(self, channel: Channel, message: Message) -> Delivery:
         import apprise
 
+        if channel.unset:
+            names = ", ".join(f"${{{v}}}" for v in channel.unset)
+            return Delivery(channel.name, False, f"{names} not set where this ran: kept for a run "
+                                                 "whose environment has it")
         client = self._client(channel)
         if client is None:
             return Delivery(channel.name, False,
