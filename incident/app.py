@@ -27,7 +27,7 @@ def project_root(given: str | None) -> Path:
 def load(root: Path, *, drills: bool = True, lenient: bool = False) -> Project:
     """The validated project (without drills/ unless asked); ConfigError lists every problem.
 
-    `lenient`: broken checks and runbooks are left out and listed in `Project.problems`.
+    `lenient`: broken checks, runbooks and channels are left out, listed in `Project.problems`.
     """
     return load_project(root, drills=drills, lenient=lenient)
 

@@ -86,6 +86,7 @@ class Ctx:
         self.root = app.project_root(root)
         self._project: Project | None = None
         self._with_drills: Project | None = None
+        self._strict: Project | None = None
 
     @property
     def project(self) -> Project:
@@ -95,6 +96,14 @@ class Ctx:
             self._project = app.load(self.root, drills=False, lenient=True)
             _warn(self._project.problems)
         return self._project
+
+    @property
+    def strict(self) -> Project:
+        """The project without drills/, every problem an error: for the commands that check
+        the project itself (runbook lint, checks test), where a left-out part would pass."""
+        if self._strict is None:
+            self._strict = app.load(self.root, drills=False)
+        return self._strict
 
     @property
     def with_drills(self) -> Project:
@@ -562,14 +571,15 @@ def runbook_lint(c: Ctx, as_json: bool) -> None:
     """
     from incident.runbooks import lint
 
-    problems = lint(c.project.runbooks, c.project.checks, c.project.root, utcnow().date())
+    project = c.strict
+    problems = lint(project.runbooks, project.checks, project.root, utcnow().date())
     if as_json:
         _emit([{"path": p.path, "line": p.line, "kind": p.kind, "message": p.message}
                for p in problems])
     else:
         for p in problems:
             click.echo(str(p))
-        click.echo(f"{len(c.project.runbooks)} runbooks, {len(c.project.checks)} checks: "
+        click.echo(f"{len(project.runbooks)} runbooks, {len(project.checks)} checks: "
                    + (f"{len(problems)} problems" if problems else "clean"))
     if problems:
         sys.exit(1)
@@ -630,7 +640,7 @@ def checks_test(c: Ctx, files: tuple[str, ...], as_json: bool) -> None:
     """
     from incident.checktest import render, results_json, run_file
 
-    results = {f: run_file(f, c.project) for f in files}
+    results = {f: run_file(f, c.strict) for f in files}
     if as_json:
         _emit([results_json(f, r) for f, r in results.items()])
     else:

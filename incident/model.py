@@ -435,7 +435,7 @@ class Project:
     checks: tuple[Check, ...]
     runbooks: Mapping[str, Runbook] = field(default_factory=dict)
     drills: Mapping[str, Drill] = field(default_factory=dict)
-    # Loaded leniently: the problems of check and runbook files whose broken parts were left out.
+    # Loaded leniently: the problems of the checks, runbooks and channels that were left out.
     problems: tuple[ConfigProblem, ...] = ()
 
     def check(self, name: str) -> Check:

@@ -130,3 +130,11 @@ def test_a_shell_without_the_channel_secret_can_still_open_and_ack(tmp_path: Pat
         assert "OPENED #1: Card payments failing" in digest["body"]["message"]
         assert ack["body"]["title"] == "[CRITICAL] ACKNOWLEDGED #1: Card payments failing"
         assert 'config-invalid{file="incident.yaml"}' not in active(root)
+
+
+def test_the_commands_that_check_the_project_stay_strict(shop: Path) -> None:
+    """runbook lint and checks test fail on the broken files instead of passing without them."""
+    code, _, err = cli(shop, "runbook", "lint")
+    assert code == 2 and "runbooks/database-failure.md:3:" in err
+    code, _, err = cli(shop, "checks", "test", "checks/tests/business.yaml")
+    assert code == 2 and "checks/api.yaml:" in err
