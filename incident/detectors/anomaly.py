@@ -227,8 +227,10 @@ def _residual(x: Floats, season: int, seasons: int, window: int) -> tuple[Floats
     half = max(1, window // 2)
     e = r - _previous(_rolling(r, window, half, "median"))
     # Rounding leftovers (a perfectly periodic series minus its profile) are no deviation;
-    # left in, they would divide by a zero scale.
-    e[np.abs(e) <= 1e-9 * np.abs(x)] = 0.0
+    # left in, they would divide by a zero scale. An infinite value (a quantile in the +Inf
+    # bucket) is the largest deviation there is, not a leftover.
+    with np.errstate(invalid="ignore"):
+        e[(np.abs(e) <= 1e-9 * np.abs(x)) & np.isfinite(x)] = 0.0
     scale = MAD_TO_SIGMA * _previous(_rolling(np.abs(e), window, half, "median"))
     return e, scale
 
@@ -291,6 +293,8 @@ def _reason(z: float, deviation: float, season_ns: int) -> str:
     """"3.2 MADs above the 1d-seasonal baseline" ("+1 off a flat baseline" with no spread)."""
     name = f"the {duration(timedelta(microseconds=season_ns // 1000))}-seasonal baseline" \
         if season_ns else "the baseline"
+    if math.isinf(deviation):
+        return f"at {'+' if deviation > 0 else '-'}Inf, beyond {name} and any bucket"
     if not math.isfinite(z):
         return f"{deviation:+g} off {name}, which had been flat"
     return f"{abs(z):.1f} MADs {'above' if z > 0 else 'below'} {name}"

@@ -145,12 +145,15 @@ def test_many_series_in_one_pass() -> None:
     assert [(f.labels.get("s"), minute(f.fired)) for f in got] == [(str(k), 20 + k) for k in range(30)]
 
 
-def test_infinite_points_do_not_become_the_baseline() -> None:
-    """A quantile in the +Inf bucket for six minutes neither fires nor hides a later spike."""
+def test_infinite_points_are_an_anomaly_and_never_the_baseline() -> None:
+    """A quantile in the +Inf bucket for six minutes is one episode, and hides no later spike."""
     values = series(120, lambda i, v: math.inf if 40 <= i < 46 else v + 5 if i == 80 else v)
     p = replace(P, memory=60 * M)
-    got = [as_tuple(f) for f in anomaly.detect(make_frame({"a": values}), p, at(119))]
-    assert got == [("a", 80, 80, 85, 15.1)]
+    got = anomaly.detect(make_frame({"a": values}), p, at(119))
+    assert [as_tuple(f) for f in got] == [("a", 40, 40, 50, math.inf), ("a", 80, 80, 85, 15.1)]
+    assert got[0].reason == "at +Inf, beyond the baseline and any bucket"
+    down = anomaly.detect(make_frame({"a": values}), replace(p, direction=Direction.DOWN), at(119))
+    assert down == []
 
 
 def test_blocks_of_series_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
