@@ -305,6 +305,11 @@ class Engine:
         if self.drill is not None:
             findings = [replace(f, fingerprint=self.drill.fingerprint_prefix + f.fingerprint)
                         for f in findings]
+        # Past `clear` only holds an incident that is open: with none, the series is not firing
+        # (a dry run must not predict an open, nor the report say FIRING).
+        findings = [replace(f, state=State.CLEAR, reason="") if f.state is State.FIRING
+                    and f.fired_at is None and self.store.find_active(f.fingerprint) is None else f
+                    for f in findings]
         covered = {f.fingerprint for f in findings}
         for incident in self.store.active(check=check.name):
             if incident.fingerprint not in covered and self._mine(incident):
@@ -350,8 +355,6 @@ class Engine:
             kind = "updated" if current else "opened"
             return Action(kind=kind, fingerprint=finding.fingerprint,
                           incident_id=current.id if current else None, reason=finding.reason)
-        if current is None and finding.fired_at is None:
-            return None  # still past `clear` but never fired in the window: nothing to reopen
         title = check.name + (f" ({', '.join(f'{k}={v}' for k, v in finding.labels.items())})"
                               if len(finding.labels) else "")
         severity = finding.severity or check.severity

@@ -148,6 +148,17 @@ def test_hysteresis_keeps_an_incident_open_after_its_breach_left_the_window(harn
     assert h.incidents()[0].resolved_at == T0 + timedelta(minutes=160)
 
 
+def test_between_the_threshold_and_clear_with_nothing_open_is_not_firing(harness) -> None:
+    """Hysteresis holds an open incident; it opens none, and a dry run does not predict one."""
+    h = harness(series(a=[0.93] * 30), detector="{type: threshold, below: 0.9, for: 5m, clear: 0.95}")
+    now = T0 + timedelta(minutes=29)
+    for dry_run in (True, False):
+        [result] = h.engine.run(now, dry_run=dry_run).results
+        assert [(f.state, f.reason) for f in result.findings] == [(State.CLEAR, "")]
+        assert result.actions == ()
+    assert h.incidents() == []
+
+
 def test_a_breach_within_the_reopen_window_reopens_the_same_incident(harness) -> None:
     """Flapping reopens the resolved incident; after the window a new one opens."""
     values = [0.5] * 10 + [0.99] * 10 + [0.5] * 10 + [0.99] * 60 + [0.5] * 10
