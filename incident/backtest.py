@@ -85,6 +85,7 @@ class Backtest:
     judged: int  # steps where an episode straddled the window start: judged on their own window
     incidents: tuple[BacktestIncident, ...]
     changed_at: tuple[datetime, ...] = ()  # the runs that opened, reopened or resolved one
+    blind: int = 0  # runs whose window held no data at all: their quiet is no all-clear
 
 
 def steps(check: Check, start: datetime, end: datetime) -> list[datetime]:
@@ -123,10 +124,15 @@ def read(check: Check, source: Source, start: datetime, end: datetime) -> pd.Dat
 def backtest(check: Check, source: Source, start: datetime, end: datetime,
              reopen_window: timedelta) -> Backtest:
     """The incidents `incident check` run at every step in [start, end] would have produced."""
+    from incident.timeutil import format_duration, iso
+
+    if end < start:
+        raise UsageError(f"the period ends ({iso(end)}) before it starts ({iso(start)}): "
+                         "give --from before --to")
     times = steps(check, start, end)
     if not times:
-        raise UsageError(f"no run of {check.name} falls in [{start}, {end}] (every "
-                         f"{check.every})")
+        raise UsageError(f"no run of {check.name} falls between {iso(start)} and {iso(end)} "
+                         f"(it runs every {format_duration(check.every)})")
     span = _rows_per_window(check)
     data = read(check, source, times[0] - check.lookback, times[0] - check.lookback
                 + (len(times) - 1 + span) * check.every)
@@ -135,7 +141,7 @@ def backtest(check: Check, source: Source, start: datetime, end: datetime,
     incidents = _replay(check, times, findings, reopen_window, changed)
     return Backtest(check=check.name, start=start, end=end, every=check.every, steps=len(times),
                     judged=findings.judged, incidents=tuple(incidents),
-                    changed_at=tuple(changed))
+                    changed_at=tuple(changed), blind=findings.blind)
 
 
 def _rows_per_window(check: Check) -> int:
@@ -178,6 +184,7 @@ class _Findings:
                             np.cumsum(notna, axis=0)])
         j = np.arange(n_steps)
         in_window = counts[j + span + 1] - counts[j] > 0  # (steps, columns)
+        self.blind = int((~in_window.any(axis=1)).sum()) if values.shape[1] else n_steps
 
         # Threshold, absent and change episodes differ between a window and the whole history
         # only where they straddle the row from which the window judges like the history

@@ -16,6 +16,7 @@ from incident.checktest import StorageSource
 from incident.cli import main
 from incident.config import load_project
 from incident.engine import Engine
+from incident.errors import UsageError
 from incident.model import Project
 from incident.notify import Notifier
 from incident.simulator import Fault, simulate, write_openmetrics
@@ -179,6 +180,19 @@ def test_steps_are_the_aligned_run_times_in_the_range(shop) -> None:
     check = project.checks[0]
     t = bt.steps(check, END - 90 * timedelta(seconds=1), END + timedelta(seconds=30))
     assert t == [END - M, END]
+
+
+def test_runs_that_saw_no_data_are_counted_and_a_reversed_period_is_refused(shop) -> None:
+    """A period before the data starts is no all-clear: every run is counted as blind."""
+    project, source = shop
+    check = project.check("payment-success-rate")
+    before = bt.backtest(check, source, END - 30 * D, END - 29 * D, project.settings.reopen_window)
+    assert (before.incidents, before.blind, before.steps) == ((), 1441, 1441)
+    edge = bt.backtest(check, source, END - 8 * D - H, END - 8 * D + H, project.settings.reopen_window)
+    assert 0 < edge.blind < edge.steps
+    assert bt.backtest(check, source, END - D, END, project.settings.reopen_window).blind == 0
+    with pytest.raises(UsageError, match=r"the period ends \(2026-11-08T00:00:00Z\) before it starts"):
+        bt.backtest(check, source, END, END - D, project.settings.reopen_window)
 
 
 def test_cli_backtest_prints_the_incidents_as_json(shop, tmp_path: Path) -> None:
