@@ -7,12 +7,15 @@ import re
 import shutil
 import subprocess
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from incident.cli import main
+from incident.model import Severity
+from incident.store import Store
 from tests.conftest import IN_CI
 
 END = "2026-11-24T10:00:00Z"
@@ -65,6 +68,7 @@ def test_postmortem_markdown_and_html_are_written_under_reports(shop: Path) -> N
     assert "data:image/svg+xml;base64," in md
     html = (shop / "reports" / "postmortem-1.html").read_text()
     assert "<svg" in html and 'id="timeline"' in html and "2026-11-24 17:38:00 CST" in html
+    assert "<td>first breach</td>" in html and "| first breach |" in md
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
     assert "@media print" in html and 'name="viewport"' in html
 
@@ -177,3 +181,75 @@ def test_matplotlib_stays_off_the_cron_path(sample: Path) -> None:
         out = subprocess.run([sys.executable, "-c", probe, "--project", str(sample), *args],
                              capture_output=True, text=True, timeout=120).stdout
         assert ("matplotlib" in out) is loaded, out
+
+
+def _store(project: Path) -> Store:
+    return Store.connect("sqlite:///.incident/incident.db", root=project)
+
+
+def test_trends_weeks_are_monday_to_sunday_in_the_project_time_zone(
+        sample: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sample is in Shanghai (UTC+8). 30 days to Tuesday 2026-11-24 18:00 there: the table
+    and the chart name the same local weeks; an incident at Sunday 23:59:59 and one at Monday
+    00:00 fall in different weeks; week over week compares the last two whole weeks. A manual
+    incident (resolved at once, so it would "flap") is counted as (manual), never as a check."""
+    now = datetime(2026, 11, 24, 10, tzinfo=UTC)
+    monkeypatch.setattr("incident.cli.utcnow", lambda: now)
+    monday = datetime(2026, 11, 22, 16, tzinfo=UTC)  # 2026-11-23 00:00 in Shanghai
+    with _store(sample) as store:
+        for n, at in enumerate((monday - timedelta(days=8), monday - timedelta(seconds=1), monday,
+                                monday + timedelta(hours=1))):
+            opened, _ = store.open_incident(
+                fingerprint=f"fp{n}", check="payment-success-rate", title=f"t{n}",
+                severity=Severity.HIGH, labels={}, runbook=None, detected_at=at, at=at, value=1.0,
+                reopen_window=timedelta(0), actor="engine")
+            store.acknowledge(opened.id, at=at + timedelta(minutes=n + 1), actor="ana")
+            store.resolve(opened.id, at=at + timedelta(minutes=30), actor="ana")
+    cli(sample, "open", "Customers report failed card payments")
+    cli(sample, "resolve", "5")
+    cli(sample, "report", "trends", "--since", "30d", "--format", "md")
+    md = (sample / "reports" / "trends-30d.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| 2026-")]
+    assert rows == [
+        "| 2026-10-25 (partial) | 0 | — | — | — | — |",
+        "| 2026-10-26 – 11-01 | 0 | — | — | — | — |",
+        "| 2026-11-02 – 11-08 | 0 | — | — | — | — |",
+        "| 2026-11-09 – 11-15 | 1 | 1m | 1m | 30m | 30m |",
+        "| 2026-11-16 – 11-22 | 1 | 2m | 2m | 30m | 30m |",
+        "| 2026-11-23 – 11-24 (partial) | 3 | 3m30s | 4m | 30m | 30m |"]
+    assert "compares 2026-11-16 – 11-22 with 2026-11-09 – 11-15" in md
+    assert "| (manual) | 1 |" in md and "- payment-success-rate: 4" in md
+    assert "(manual):" not in md and "- -:" not in md  # in neither flapping nor noisiest
+    cli(sample, "report", "trends", "--since", "30d")
+    html = (sample / "reports" / "trends-30d.html").read_text()
+    ticks = re.findall(r">(\d\d-\d\d[^<\n]*|\(partial\))\s*</text>", html)
+    assert ticks == ["10-25", "(partial)", "10-26 – 11-01", "11-02 – 11-08", "11-09 – 11-15",
+                     "11-16 – 11-22", "11-23 – 11-24", "(partial)"]
+    assert '<td class="nowrap">2026-11-23 – 11-24 (partial)</td><td>3</td>' in html
+    data = json.loads(cli(sample, "report", "trends", "--since", "30d", "--json"))
+    assert [(w["start"], w["partial"], w["incidents"]) for w in data["weeks"]][-3:] == [
+        ("2026-11-08T16:00:00Z", False, 1), ("2026-11-15T16:00:00Z", False, 1),
+        ("2026-11-22T16:00:00Z", True, 3)]
+    assert data["weeks"][-1]["end"] == "2026-11-24T10:00:00Z"
+    assert data["week_over_week"] == {"incidents": 0.0, "mtta_median": 1.0, "mttr_median": 0.0}
+    assert data["by_check"] == {"payment-success-rate": 4, "(manual)": 1}
+    assert data["noisiest"] == {"payment-success-rate": 4}
+    assert data["flapping"] == {} and data["recurring"] == []
+
+
+def test_a_manual_incident_s_postmortem_presumes_no_check(shop: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opened by hand while #1 was open: no first-breach row, no time to detect, "manual" where
+    the check would be; #1's series is plotted and captioned as #1's, not as this incident's."""
+    monkeypatch.setattr("incident.cli.utcnow", lambda: datetime(2026, 11, 24, 10, 10, tzinfo=UTC))
+    assert "opened #2" in cli(shop, "open", "Customers report failed card payments")
+    assert json.loads(cli(shop, "report", "postmortem", "2", "--json"))["seconds_to"]["detect"] is None
+    cli(shop, "report", "postmortem", "2")
+    cli(shop, "report", "postmortem", "2", "--format", "md")
+    html = (shop / "reports" / "postmortem-2.html").read_text()
+    md = (shop / "reports" / "postmortem-2.md").read_text()
+    assert "<td>first breach</td>" not in html and "| first breach |" not in md
+    assert "· manual (opened by hand) ·" in html and "· manual (opened by hand) ·" in md
+    assert "<svg" in html and "payment-success-rate: incident #1's series in red" in html
+    assert "![payment-success-rate (incident #1)](data:image/svg+xml;base64," in md
+    assert "| — | — | — | open 0s | 1 sent, 0 failed |" in md  # no time to detect: none was

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from incident.model import DrillRun, EventKind, Incident, Severity, Status, TimelineEvent
-from incident.reports import metrics
+from incident.reports import metrics, trends
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)  # a Monday
 
@@ -17,6 +17,11 @@ def m(minutes: float) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
+def minutes_from_t0(t: datetime) -> float:
+    """The other way round: a time as minutes from T0."""
+    return (t - T0) / timedelta(minutes=1)
+
+
 def ev(minutes: float, kind: EventKind) -> TimelineEvent:
     """A timeline event at T0 + minutes."""
     return TimelineEvent(at=m(minutes), kind=kind, actor="t", text=kind.value)
@@ -24,7 +29,7 @@ def ev(minutes: float, kind: EventKind) -> TimelineEvent:
 
 def incident(id: int = 1, *, detected: float = -4, opened: float = 0, acked: float | None = None,
              resolved: float | None = None, reopened: int = 0, fingerprint: str = "fp",
-             check: str = "c", drill: bool = False, events: tuple[TimelineEvent, ...] = (),
+             check: str | None = "c", drill: bool = False, events: tuple[TimelineEvent, ...] = (),
              severity: Severity = Severity.HIGH, category: str = "api") -> Incident:
     """An incident with its times given in minutes from T0."""
     return Incident(
@@ -35,7 +40,7 @@ def incident(id: int = 1, *, detected: float = -4, opened: float = 0, acked: flo
         detected_at=m(detected), opened_at=m(opened),
         acknowledged_at=None if acked is None else m(acked),
         resolved_at=None if resolved is None else m(resolved), reopened=reopened, drill=drill,
-        timeline=events)
+        manual=check is None, timeline=events)
 
 
 def test_times_of_a_plain_resolved_incident() -> None:
@@ -97,17 +102,19 @@ def test_median_and_nearest_rank_p90(minutes: list[float], median: float | None,
     assert metrics.p90(values) == (None if p90 is None else timedelta(minutes=p90))
 
 
-def test_weekly_buckets_end_at_now_with_mtta_and_mttr() -> None:
-    """Two 7-day weeks ending at now; open incidents count but have no TTR."""
-    now = T0 + timedelta(days=14)
+def test_weekly_buckets_with_mtta_and_mttr() -> None:
+    """Two whole weeks, Monday 00:00 to Monday 00:00; open incidents count but have no TTR."""
+    since = T0 - timedelta(hours=10)  # Monday 2026-11-02 00:00 UTC
+    now = since + timedelta(days=14)
     items = [
         incident(1, opened=0, acked=2, resolved=30),
         incident(2, opened=60, acked=64, resolved=100),
         incident(3, opened=8 * 1440, acked=8 * 1440 + 10),  # second week, still open
         incident(4, opened=9 * 1440, resolved=9 * 1440 + 20),
     ]
-    weeks = metrics.weekly(items, now - timedelta(days=14), now)
-    assert [w.start for w in weeks] == [T0, T0 + timedelta(days=7)]
+    weeks = metrics.weekly(items, since, now)
+    assert [(w.start, w.end, w.partial) for w in weeks] == [
+        (since, since + timedelta(days=7), False), (since + timedelta(days=7), now, False)]
     first, second = weeks
     assert (first.incidents, first.resolved) == (2, 2)
     assert first.mtta_median == timedelta(minutes=3) and first.mtta_p90 == timedelta(minutes=4)
@@ -116,17 +123,46 @@ def test_weekly_buckets_end_at_now_with_mtta_and_mttr() -> None:
     assert second.mtta_median == timedelta(minutes=10)
     assert second.mttr_median == timedelta(minutes=20)
     assert metrics.change(second.incidents, first.incidents) == 0
-    ten = metrics.week_starts(now - timedelta(days=10), now)
-    assert ten == [now - timedelta(days=10), now - timedelta(days=7)]  # a short first week
+    thursday = now - timedelta(days=11)
+    assert metrics.week_starts(thursday, now) == [thursday, since + timedelta(days=7)]
     assert metrics.change(20, 40) == -0.5
     assert metrics.change(1, 0) is None
+
+
+def test_weeks_start_on_monday_midnight_in_the_project_time_zone() -> None:
+    """30 days to Tuesday 2026-11-24 18:00 in Shanghai (UTC+8): a partial first week from
+    Sunday 18:00 to Monday 00:00 local (16:00 UTC), four whole weeks, a partial last one; the
+    table's and the chart's labels are the same local days."""
+    now = datetime(2026, 11, 24, 10, tzinfo=UTC)
+    since = now - timedelta(days=30)  # Sunday 2026-10-25 18:00 in Shanghai
+    monday = datetime(2026, 10, 25, 16, tzinfo=UTC)  # Monday 2026-10-26 00:00 in Shanghai
+    items = [incident(1, opened=minutes_from_t0(since)),
+             incident(2, opened=minutes_from_t0(monday - timedelta(seconds=1))),  # Sun 23:59:59
+             incident(3, opened=minutes_from_t0(monday)),
+             incident(4, opened=minutes_from_t0(now))]
+    weeks = metrics.weekly(items, since, now, "Asia/Shanghai")
+    starts = [since, *(monday + timedelta(days=7 * k) for k in range(5))]
+    assert [w.start for w in weeks] == starts
+    assert [w.end for w in weeks] == [*starts[1:], now]
+    assert [w.partial for w in weeks] == [True, False, False, False, False, True]
+    assert [w.incidents for w in weeks] == [2, 1, 0, 0, 0, 1]
+    assert [trends.week_label(w, "Asia/Shanghai") for w in weeks] == [
+        "2026-10-25 (partial)", "2026-10-26 – 11-01", "2026-11-02 – 11-08", "2026-11-09 – 11-15",
+        "2026-11-16 – 11-22", "2026-11-23 – 11-24 (partial)"]
+    assert [trends.week_label(w, "Asia/Shanghai", year=False) for w in weeks][::5] == [
+        "10-25 (partial)", "11-23 – 11-24 (partial)"]
+    # In UTC the same period is cut at other instants: the zone is not decoration.
+    assert metrics.week_starts(since, now)[1] == datetime(2026, 10, 26, tzinfo=UTC)
+    # New York leaves summer time on Sunday 2026-11-01: that week is 169 hours long.
+    ny = metrics.week_starts(since, now, "America/New_York")
+    assert ny[1:3] == [datetime(2026, 10, 26, 4, tzinfo=UTC), datetime(2026, 11, 2, 5, tzinfo=UTC)]
 
 
 def test_an_incident_opened_exactly_at_now_is_in_the_last_week() -> None:
     """The last bucket includes `now` itself; the first starts at `since` inclusive."""
     now = T0 + timedelta(days=7)
     weeks = metrics.weekly([incident(1, opened=0), incident(2, opened=7 * 1440)], T0, now)
-    assert [w.incidents for w in weeks] == [2]
+    assert [(w.incidents, w.partial) for w in weeks] == [(1, True), (1, True)]
 
 
 def test_recurring_flapping_noisiest_and_drills() -> None:
@@ -149,3 +185,21 @@ def test_recurring_flapping_noisiest_and_drills() -> None:
                      finished_at=T0, sim_start=T0, sim_end=T0, actor="cron")
             for n, status in enumerate(("passed", "failed", "aborted", "running", "passed"))]
     assert metrics.drill_stats(runs) == (3, 2)
+
+
+def test_manual_incidents_are_counted_but_not_as_a_check() -> None:
+    """Opened by hand (no check): listed as (manual) by check, never flapping, noisy or
+    recurring, and with no time to detect (nothing breached)."""
+    items = [
+        incident(1, check="ca", resolved=60),
+        incident(2, opened=600, check="ca", resolved=700),
+        incident(3, detected=0, fingerprint="manual:1", check=None, resolved=2),  # would flap
+        incident(4, detected=0, fingerprint="manual:2", check=None, reopened=1),  # would recur
+        incident(5, detected=0, fingerprint="manual:2", check=None),
+    ]
+    assert metrics.count_by(items, "check") == [("(manual)", 3), ("ca", 2)]
+    assert metrics.flapping(items) == []
+    assert metrics.noisiest(items) == [("ca", 2)]
+    assert [(r.fingerprint, r.check) for r in metrics.recurring(items)] == [("fp", "ca")]
+    assert metrics.time_to_detect(items[2]) is None
+    assert metrics.time_to_detect(items[0]) == timedelta(minutes=4)

@@ -3,12 +3,18 @@
 Definitions (the same in every report and in --json):
 
 - time to detect (TTD): opened_at − detected_at, the first breaching point to the incident.
+  A manual incident (no check) has none: nothing detected it, someone opened it.
 - time to acknowledge (TTA): the first acknowledgement on the timeline − opened_at. A reopened
   incident loses its acknowledged_at column, so the timeline is what remembers the first one.
 - time to mitigate (TTM): the postmortem's mitigated_at − opened_at, else the first resolution.
 - time to resolve (TTR): the final resolved_at − opened_at (reopened episodes included).
   Still open: None; `open_for` says how long so far.
 - median: the usual one (mean of the two middle values); p90: nearest rank, ⌈0.9·n⌉-th smallest.
+- weeks: Monday 00:00 to the next Monday 00:00 in the project's time zone, an incident counted
+  in the week it opened in. The period's first and last weeks are cut at its ends and marked
+  partial (unless a cut falls on a Monday 00:00); the last one includes the end itself.
+- manual incidents (opened by hand, no check) are counted, under MANUAL where a check's name
+  would be, but are no check's noise: flapping, noisiest and recurring leave them out.
 """
 
 from __future__ import annotations
@@ -18,11 +24,14 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 from incident.model import DrillRun, EventKind, Incident
 
 FLAP_WITHIN = timedelta(minutes=10)
+MANUAL = "(manual)"  # in place of a check's name, for incidents opened by hand
 
 
 def first_event(incident: Incident, kind: EventKind) -> datetime | None:
@@ -30,9 +39,9 @@ def first_event(incident: Incident, kind: EventKind) -> datetime | None:
     return next((e.at for e in incident.timeline if e.kind is kind), None)
 
 
-def time_to_detect(incident: Incident) -> timedelta:
-    """opened_at − detected_at."""
-    return incident.opened_at - incident.detected_at
+def time_to_detect(incident: Incident) -> timedelta | None:
+    """opened_at − detected_at; None for a manual incident, which no series breached."""
+    return None if incident.check is None else incident.opened_at - incident.detected_at
 
 
 def time_to_acknowledge(incident: Incident) -> timedelta | None:
@@ -74,10 +83,12 @@ def p90(values: Sequence[timedelta]) -> timedelta | None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Week:
-    """One 7-day bucket [start, end) with its incidents' counts and response times."""
+    """One week [start, end) with its incidents' counts and response times (see the module's
+    definition of weeks); `partial` when the period's start or end cuts it short."""
 
     start: datetime
     end: datetime
+    partial: bool
     incidents: int
     resolved: int
     mtta_median: timedelta | None
@@ -86,25 +97,43 @@ class Week:
     mttr_p90: timedelta | None
 
 
-def week_starts(since: datetime, now: datetime) -> list[datetime]:
-    """Starts of 7-day buckets ending at `now`, oldest first; the oldest starts at `since`,
-    so it is shorter than a week when the period is not a whole number of weeks."""
-    count = max(1, math.ceil((now - since) / timedelta(days=7)))
-    return [max(since, now - timedelta(days=7) * (count - k)) for k in range(count)]
+def _monday(t: datetime, tz: ZoneInfo, weeks: int = 0) -> datetime:
+    """Monday 00:00 in `tz` of the week `t` is in, `weeks` later, in UTC."""
+    day = t.astimezone(tz).date()
+    return _midnight(day - timedelta(days=day.weekday()) + timedelta(weeks=weeks), tz)
 
 
-def weekly(incidents: Iterable[Incident], since: datetime, now: datetime) -> list[Week]:
-    """Incidents bucketed by opened_at into 7-day weeks ending at `now`, with MTTA and MTTR."""
+def _midnight(day: date, tz: ZoneInfo) -> datetime:
+    # From the local date, not by adding 7 days to an instant: a week with a DST change is
+    # 167 or 169 hours long, and its Monday still starts at 00:00.
+    return datetime.combine(day, time(), tzinfo=tz).astimezone(UTC)
+
+
+def week_starts(since: datetime, now: datetime, timezone: str = "UTC") -> list[datetime]:
+    """`since`, then every Monday 00:00 in `timezone` after it and before `now`, in UTC."""
+    tz = ZoneInfo(timezone)
+    starts = [since]
+    while (monday := _monday(starts[-1], tz, weeks=1)) < now:
+        starts.append(monday)
+    return starts
+
+
+def weekly(incidents: Iterable[Incident], since: datetime, now: datetime,
+           timezone: str = "UTC") -> list[Week]:
+    """Incidents bucketed by opened_at into the weeks of [since, now], with MTTA and MTTR."""
     out = []
     items = list(incidents)
-    starts = week_starts(since, now)
-    for start, end in zip(starts, [*starts[1:], now + timedelta(microseconds=1)], strict=True):
-        inside = [i for i in items if start <= i.opened_at < end]
+    tz = ZoneInfo(timezone)
+    starts = week_starts(since, now, timezone)
+    for k, (start, end) in enumerate(pairwise([*starts, now])):
+        last = k == len(starts) - 1
+        inside = [i for i in items if start <= i.opened_at < end or (last and i.opened_at == end)]
         tta = [t for t in map(time_to_acknowledge, inside) if t is not None]
         ttr = [t for t in map(time_to_resolve, inside) if t is not None]
-        out.append(Week(start=start, end=end, incidents=len(inside), resolved=len(ttr),
-                        mtta_median=median(tta), mtta_p90=p90(tta), mttr_median=median(ttr),
-                        mttr_p90=p90(ttr)))
+        whole = start == _monday(start, tz) and end == _monday(start, tz, weeks=1)
+        out.append(Week(start=start, end=end, partial=not whole, incidents=len(inside),
+                        resolved=len(ttr), mtta_median=median(tta), mtta_p90=p90(tta),
+                        mttr_median=median(ttr), mttr_p90=p90(ttr)))
     return out
 
 
@@ -131,6 +160,8 @@ def count_by(incidents: Iterable[Incident], key: str) -> list[tuple[str, int]]:
     def value(i: Incident) -> str:
         if key.startswith("label:"):
             return i.labels.get(key[6:], "") or "-"
+        if key == "check":
+            return i.check or MANUAL
         return str(getattr(i, key).value if key == "severity" else getattr(i, key) or "-")
 
     counts = Counter(value(i) for i in incidents)
@@ -151,13 +182,15 @@ class Recurring:
 
 def recurring(incidents: Iterable[Incident], open_items: Mapping[int, Sequence[int]] | None = None,
               min_episodes: int = 2) -> list[Recurring]:
-    """Fingerprints with at least `min_episodes` episodes (reopenings count), most first.
+    """Checks' fingerprints with at least `min_episodes` episodes (reopenings count), most first.
 
-    `open_items` maps an incident id to its open action items' ids.
+    `open_items` maps an incident id to its open action items' ids. Manual incidents are left
+    out: a root-cause fix is asked of a check that keeps firing, not of people reporting.
     """
     groups: dict[str, list[Incident]] = {}
     for i in incidents:
-        groups.setdefault(i.fingerprint, []).append(i)
+        if i.check is not None:
+            groups.setdefault(i.fingerprint, []).append(i)
     out = []
     for fp, group in groups.items():
         n = sum(episodes(i) for i in group)
@@ -173,16 +206,17 @@ def recurring(incidents: Iterable[Incident], open_items: Mapping[int, Sequence[i
 
 def flapping(incidents: Iterable[Incident], within: timedelta = FLAP_WITHIN
              ) -> list[tuple[str, int]]:
-    """Checks with flapping incidents (see is_flapping), most first."""
-    counts = Counter(i.check or "-" for i in incidents if is_flapping(i, within))
+    """Checks with flapping incidents (see is_flapping), most first; manual ones left out."""
+    counts = Counter(i.check for i in incidents if i.check is not None and is_flapping(i, within))
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def noisiest(incidents: Iterable[Incident], top: int = 5) -> list[tuple[str, int]]:
-    """Checks by episodes (incidents plus reopenings), the noisiest first."""
+    """Checks by episodes (incidents plus reopenings), the noisiest first; manual ones left out."""
     counts: Counter[str] = Counter()
     for i in incidents:
-        counts[i.check or "-"] += episodes(i)
+        if i.check is not None:
+            counts[i.check] += episodes(i)
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
 
 

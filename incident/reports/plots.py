@@ -7,6 +7,7 @@ Imported only when a report is made, never on the cron path. Text stays text in 
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 HIGHLIGHT = "#c0392b"
 OTHER = "#95a5a6"
 SHADE = "#f5b7b1"
+MAX_TICKS = 6  # week labels are ~1 inch wide at 9pt; the plot is 8 inches
 
 
 def _pyplot() -> Any:
@@ -67,11 +69,11 @@ def series_plot(frame: pd.DataFrame, *, title: str, highlight: Sequence[object],
     return _svg(fig)
 
 
-def weekly_plot(weeks: Sequence[Week]) -> str:
-    """MTTA and MTTR medians and p90 per week, in minutes."""
+def weekly_plot(weeks: Sequence[Week], labels: Sequence[str]) -> str:
+    """MTTA and MTTR medians and p90 per week, in minutes; `labels` name the weeks as the
+    report's table does, so the two cannot disagree."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 3))
-    labels = [w.start.strftime("%m-%d") for w in weeks]
     x = list(range(len(weeks)))
 
     def minutes(values: Sequence[Any]) -> list[float]:
@@ -83,7 +85,8 @@ def weekly_plot(weeks: Sequence[Week]) -> str:
     ax.plot(x, minutes([w.mtta_median for w in weeks]), "s-", color="#2471a3", label="MTTA median")
     ax.plot(x, minutes([w.mtta_p90 for w in weeks]), "s--", color="#2471a3", alpha=0.5,
             label="MTTA p90")
-    ax.set_xticks(x, [f"week of {lab}" for lab in labels])
+    every = math.ceil(len(weeks) / MAX_TICKS)  # a year of weeks would print over each other
+    ax.set_xticks(x[::every], [lab.replace(" (partial)", "\n(partial)") for lab in labels][::every])
     ax.set_ylabel("minutes")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)

@@ -28,9 +28,14 @@ MAX_POINTS = 400
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Plot:
-    """One involved check's series around the incident, as SVG, or why it could not be drawn."""
+    """One involved check's series around the incident, as SVG, or why it could not be drawn.
+
+    `incident` is the one whose series, window and first breach are drawn: the report's own for
+    its check, another one open at the time for the others (and always, for a manual incident).
+    """
 
     check: str
+    incident: int
     svg: str = ""
     error: str = ""
 
@@ -102,7 +107,8 @@ def _plots(project: Project, store: Store, incident: Incident, now: datetime,
         except KeyError:
             continue  # the check was deleted since
         if not check.query or check.source not in sources:
-            out.append(Plot(check=name, error="this check has no single query to plot"))
+            out.append(Plot(check=name, incident=incidents[0].id,
+                            error="this check has no single query to plot"))
             continue
         out.append(_plot(check, sources[check.source], incidents, start, end, now, project))
     return out
@@ -112,16 +118,17 @@ def _plot(check: Check, source: Source, incidents: list[Incident], start: dateti
           end: datetime, now: datetime, project: Project) -> Plot:
     from incident.reports import plots
 
+    first = incidents[0]
     step = max(check.every, (end - start) / MAX_POINTS)
     try:
         frame = source.query_range(check.query, start, end, step)
     except IncidentError as exc:
-        return Plot(check=check.name, error=f"could not read the series: {exc}")
+        return Plot(check=check.name, incident=first.id, error=f"could not read the series: {exc}")
     if frame.empty or frame.shape[1] == 0:
-        return Plot(check=check.name, error="the source has no data for this period")
+        return Plot(check=check.name, incident=first.id,
+                    error="the source has no data for this period")
     mine = [c for c in frame.columns if any(_belongs(c, i) for i in incidents)]
-    first = incidents[0]
-    return Plot(check=check.name, svg=plots.series_plot(
+    return Plot(check=check.name, incident=first.id, svg=plots.series_plot(
         frame, title=f"{check.name}: {check.description or check.query.strip()}", highlight=mine,
         thresholds=_thresholds(check), window=(first.opened_at, first.resolved_at or now),
         detected_at=first.detected_at, timezone=project.settings.timezone))
@@ -166,7 +173,8 @@ def report_json(report: PostmortemReport) -> dict[str, Any]:
         "steps": [{"number": s.step.number, "text": s.step.text, "state": s.state, "by": s.actor,
                    "note": s.note} for s in report.steps],
         "action_items": [item_json(a, report.now.date()) for a in report.action_items],
-        "plots": [{"check": p.check, "drawn": bool(p.svg), "error": p.error} for p in report.plots],
+        "plots": [{"check": p.check, "incident": p.incident, "drawn": bool(p.svg), "error": p.error}
+                  for p in report.plots],
     }
 
 
