@@ -297,15 +297,18 @@ def ack(c: Ctx, incident_id: int, by: str | None, as_json: bool) -> None:
 @command
 def resolve(c: Ctx, incident_id: int, by: str | None, text: str, learned: str,
             as_json: bool) -> None:
-    """Resolve an incident by hand.
+    """Resolve an incident by hand and tell the channels that were paged about it.
 
     Example:  incident resolve 42 --note "failed over" --learned "check replica lag first"
     """
     from incident.model import EventKind
+    from incident.notify.actions import resolve as resolve_and_notify
     from incident.views import incident_json
 
     with _store(c.project) as store:
-        incident, changed = store.resolve(incident_id, at=utcnow(), actor=_actor(by), text=text)
+        # Announced like an ack: a manual incident never resolves by itself, so this is its only news.
+        incident, changed, _ = resolve_and_notify(c.project, store, incident_id, actor=_actor(by),
+                                                  now=utcnow(), text=text)
         if learned:
             store.add_event(incident_id, at=utcnow(), kind=EventKind.LEARNED, actor=_actor(by),
                             text=learned, data={"runbook": incident.runbook})

@@ -152,8 +152,26 @@ def test_dead_after_the_attempt_limit_then_the_fallback_channel_gets_it(tmp_path
         assert down.received == []
         [got] = backup.received
         assert "OPENED" in got["body"]["title"]
+        assert got["body"]["message"].startswith("Sent here because oncall failed 2 times: ")
         [dead] = runner.store.outbox(statuses=["dead"])
         assert dead.attempts == 2 and dead.envelope.channel == "oncall"
+        runner.store.close()
+
+
+def test_a_digest_of_fallbacks_still_says_why_they_came(tmp_path: Path) -> None:
+    """Two pages dead at once reach the fallback as one digest, which says whose they were."""
+    with HTTPReceiver() as down, HTTPReceiver() as backup:
+        root = project(tmp_path, {"oncall": down.url(), "backup": backup.url("/backup")},
+                       "delivery: {attempts: 1, fallback: backup}\n")
+        down.fail = True
+        runner = Runner(root, frame(2))
+        runner.at(1)
+        [got] = backup.received
+        assert got["body"]["title"] == "2 incident notifications: 2 opened"
+        lines = got["body"]["message"].splitlines()
+        assert lines[0].startswith("Sent here because oncall failed once: ")
+        assert sum(line.startswith("Sent here") for line in lines) == 1
+        assert ids_in(backup.received) == Counter({i.id: 1 for i in runner.store.list()})
         runner.store.close()
 
 
@@ -175,9 +193,11 @@ def test_repeat_and_escalation_until_acknowledged(tmp_path: Path) -> None:
         acknowledge(runner.project, runner.store, incident.id, actor="ana",
                     now=T0 + timedelta(minutes=22))
         assert "ACKNOWLEDGED" in rx.received[-1]["body"]["title"]
+        # The escalation asked the managers to take it: they hear that someone did.
+        assert "ACKNOWLEDGED" in boss.received[-1]["body"]["title"]
         for minute in range(22, 45):
             runner.at(minute)
-        assert len(rx.received) == 4 and len(boss.received) == 1
+        assert len(rx.received) == 4 and len(boss.received) == 2
         runner.store.close()
 
 
@@ -296,13 +316,39 @@ def test_a_reopened_incident_reminds_and_escalates_counting_from_the_reopen(
             seen += [(minute, r["body"]["title"].split("]")[1].split("#")[0].strip())
                      for r in rx.received[before[0]:] + boss.received[before[1]:]]
         reminder = "STILL OPEN, not acknowledged"
+        # Escalated at 15, the managers hear the resolution at 25 too; not the reopen.
         assert seen == [(0, "OPENED"), (10, reminder), (15, "ESCALATED"), (20, reminder),
-                        (25, "RESOLVED"), (30, "REOPENED"), (40, reminder), (45, "ESCALATED"),
-                        (50, reminder)]
+                        (25, "RESOLVED"), (25, "RESOLVED"), (30, "REOPENED"), (40, reminder),
+                        (45, "ESCALATED"), (50, reminder)]
         keys = sorted(i.envelope.event_key for i in runner.store.outbox()
                       if i.envelope.event in ("reminder", "escalated"))
         assert keys == ["escalated", "escalated:1", "reminder:1", "reminder:1:1", "reminder:1:2",
                         "reminder:2"]
+        runner.store.close()
+
+
+def test_an_escalation_of_an_earlier_episode_does_not_make_the_managers_hear_this_ack(
+        tmp_path: Path) -> None:
+    """Escalated at 15, resolved at 25, reopened at 30 and acknowledged at 35: only oncall hears
+    the ack, for the managers were not paged about this episode."""
+    with HTTPReceiver() as rx, HTTPReceiver() as boss:
+        route = "  - notify: [oncall]\n    escalate: {after: 15m, notify: [managers]}"
+        root = project(tmp_path, {"oncall": rx.url(), "managers": boss.url("/boss")},
+                       "reopen_window: 30m\n", route=route)
+        index = pd.date_range(T0, periods=60, freq="1min", name="time")
+        values = np.where((np.arange(60) < 25) | (np.arange(60) >= 30), 5.0, 0.5)
+        runner = Runner(root, pd.DataFrame({Labels({"instance": "web-000"}): values},
+                                           index=index))
+        for minute in range(35):
+            runner.at(minute)
+        [incident] = runner.store.list()
+        acknowledge(runner.project, runner.store, incident.id, actor="ana",
+                    now=T0 + timedelta(minutes=35))
+        for minute in range(35, 55):
+            runner.at(minute)
+        verbs = [r["body"]["title"].split("]")[1].split("#")[0].strip() for r in boss.received]
+        assert verbs == ["ESCALATED", "RESOLVED"]
+        assert "ACKNOWLEDGED" in rx.received[-1]["body"]["title"]
         runner.store.close()
 
 

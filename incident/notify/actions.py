@@ -1,14 +1,14 @@
-"""What the CLI's notification commands call: ack, status updates, route tests, the outbox view."""
+"""What the CLI's notification commands call: ack, resolve, status updates, route tests, the outbox view."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from incident.errors import UsageError
-from incident.model import Attempt, Incident, Project, Severity
-from incident.notify.pipeline import Pipeline
+from incident.model import Attempt, EventKind, Incident, Project, Severity
+from incident.notify.pipeline import OnChange, Pipeline
 from incident.notify.routing import attributes, matching_routes
 
 if TYPE_CHECKING:
@@ -24,10 +24,31 @@ def _pipeline(project: Project, store: Store) -> Pipeline:
 def acknowledge(project: Project, store: Store, incident_id: int, *, actor: str, now: datetime
                 ) -> tuple[Incident, bool, list[Attempt]]:
     """Acknowledge, enqueue the `acknowledged` notification with it, and deliver what is due."""
+    return _announced(project, store, "acknowledged", now, actor, lambda on: store.acknowledge(
+        incident_id, at=now, actor=actor, notifications=on))
+
+
+def resolve(project: Project, store: Store, incident_id: int, *, actor: str, now: datetime,
+            text: str = "") -> tuple[Incident, bool, list[Attempt]]:
+    """Resolve by hand, enqueue the `resolved` notification with it (the note as its reason),
+    and deliver what is due; a channel that fails is retried by the next `incident check`."""
+    return _announced(project, store, "resolved", now, actor, lambda on: store.resolve(
+        incident_id, at=now, actor=actor, text=text, notifications=on), reason=text)
+
+
+def _announced(project: Project, store: Store, event: str, now: datetime, actor: str,
+               change: Callable[[OnChange], tuple[Incident, bool]], reason: str = ""
+               ) -> tuple[Incident, bool, list[Attempt]]:
+    """A person's change with its notification in the same transaction, delivered at once."""
     pipeline = _pipeline(project, store)
-    incident, changed = store.acknowledge(incident_id, at=now, actor=actor,
-                                          notifications=pipeline.on("acknowledged", now))
-    return incident, changed, pipeline.deliver(now, actor=actor) if changed else []
+    on = pipeline.on(event, now, reason)
+    incident, changed = change(on)
+    if not changed:
+        return incident, False, []
+    if on.muted_by is not None:  # done and recorded; the silence only keeps it from paging
+        store.add_event(incident.id, at=now, kind=EventKind.NOTIFIED, actor=actor,
+                        text=f"not sent: {on.muted_by}", data={"silenced_by": on.muted_by})
+    return incident, True, pipeline.deliver(now, actor=actor)
 
 
 def post_update(project: Project, store: Store, incident_id: int, text: str, *, actor: str,

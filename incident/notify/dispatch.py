@@ -1,8 +1,9 @@
 """The deliver stage: claim what is due → group per channel → rate limit → send → record.
 
 A failed row is retried with bounded exponential backoff on later runs (and `tries` times within
-a run), goes dead after `delivery.attempts` and then to the fallback channel. Every attempt is
-recorded on the incident's timeline by the outbox, in the same transaction as its new state.
+a run), goes dead after `delivery.attempts` and then to the fallback channel, whose copy starts
+with a line saying whom it was meant for and why it failed. Every attempt is recorded on the
+incident's timeline by the outbox, in the same transaction as its new state.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ ALONE = UNMUTED
 # A claim outlives any send (apprise's timeouts are seconds); past it a crashed runner's rows
 # become due again for another runner.
 CLAIM = timedelta(minutes=5)
+# Enough of a failure to act on from a phone; the whole error is on the timeline.
+NOTE_ERROR_CHARS = 200
+FALLBACK = ":fallback"  # the event key suffix of a fallback's copy
+NOTE = "Sent here because "  # how the first line of a fallback's copy starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +44,13 @@ class Batch:
         """The message for the channel: the row's own, or a digest with a line per row."""
         msgs = [Message(event=i.envelope.event, title=i.envelope.title, body=i.envelope.body,
                         severity=i.envelope.severity) for i in self.items]
-        return msgs[0] if len(msgs) == 1 else digest(msgs, templates=policy.templates)
+        if len(msgs) == 1:
+            return msgs[0]
+        message = digest(msgs, templates=policy.templates)
+        # A digest shows titles only: without these lines its fallback rows would not say why.
+        notes = dict.fromkeys(line for i in self.items if i.envelope.event_key.endswith(FALLBACK)
+                              and (line := i.envelope.body.partition("\n")[0]).startswith(NOTE))
+        return replace(message, body="\n".join([*notes, message.body])) if notes else message
 
 
 def backoff(policy: DeliveryPolicy, attempts: int) -> timedelta:
@@ -126,11 +137,24 @@ def _attempts(batch: Batch, result: Delivery, policy: DeliveryPolicy, now: datet
         env = item.envelope
         if not result.ok and retry_at is None and policy.fallback \
                 and env.channel.removeprefix(DRILL_PREFIX) != policy.fallback \
-                and not env.event_key.endswith(":fallback"):
+                and not env.event_key.endswith(FALLBACK):
             # A drill's fallback is the fallback's drill stand-in: a drill never pages for real.
             fallback = (DRILL_PREFIX if env.channel.startswith(DRILL_PREFIX) else "") \
                 + policy.fallback
-            then = (replace(env, channel=fallback, event_key=f"{env.event_key}:fallback"),)
+            then = (replace(env, channel=fallback, event_key=env.event_key + FALLBACK,
+                            body=f"{fallback_note(env.channel, n, result.error)}\n{env.body}"),)
         out.append(Attempt(item=item, number=n, at=now, ok=result.ok, error=result.error,
                            message=message_id, retry_at=retry_at, then=then))
     return out
+
+
+def fallback_note(channel: str, attempts: int, error: str | None) -> str:
+    """The first line of a fallback's copy: whom it was meant for and why it did not get it.
+
+    `error` comes scrubbed of the channel's secrets (see deliver); it is only shortened here.
+    """
+    why = " ".join((error or "no reason given").split())
+    if len(why) > NOTE_ERROR_CHARS:
+        why = why[:NOTE_ERROR_CHARS - 1] + "…"
+    times = "once" if attempts == 1 else f"{attempts} times"
+    return f"{NOTE}{channel.removeprefix(DRILL_PREFIX)} failed {times}: {why}"

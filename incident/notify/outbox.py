@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from incident.model import Attempt, Envelope, Incident, OutboxItem, Silence
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IfPaged(Envelope):
+    """An envelope the outbox writes only if its channel already has a row `paged_by` of the incident.
+
+    How the people an escalation paged hear that it was taken: the plan cannot know whether the
+    escalation went out, and the outbox, inside the transaction of the change, knows for sure.
+    """
+
+    paged_by: str  # an event key: "escalated", "escalated:2"
+
+
 class Outbox(Protocol):
     """Durable, idempotent, claimable notifications (and the silences that mute them)."""
 
     def enqueue(self, envelopes: Sequence[Envelope], *, at: datetime) -> list[Envelope]:
-        """Write envelopes; the ones that were new."""
+        """Write envelopes (an IfPaged only when its condition holds); the ones that were new."""
         ...
 
     def claim_due(self, *, now: datetime, runner: str, lease: timedelta, limit: int = ...

@@ -4,6 +4,7 @@ Pure: the caller passes the incident, the settings, the silences and `now`. The 
 each envelope idempotent: opened, reopened:<n>, resolved:<n>, acknowledged:<n>, reminder:<k>,
 escalated, update:<timeline event id> (n = the incident's reopen count). A reopened incident's
 reminders and escalation count afresh from the reopen: reminder:<n>:<k>, escalated:<n>.
+An acknowledgement or a resolution also goes to the channels this episode's escalation paged.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from incident.model import DRILL_PREFIX, Envelope, Incident, Runbook, Settings, Silence, Status
 from incident.notify.message import render
+from incident.notify.outbox import IfPaged
 from incident.notify.routing import active_window, attributes, channels, matching_routes
 from incident.notify.silence import muting
 
@@ -22,6 +25,8 @@ from incident.notify.silence import muting
 DRILL_CHANNEL = DRILL_PREFIX
 # Events people post or take themselves: a silence or a window never holds them back.
 UNMUTED = ("update", "acknowledged")
+# Events that tell everyone paged to take the incident that it was taken (or is over).
+ANSWERS = ("acknowledged", "resolved")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +46,11 @@ def event_key(incident: Incident, event: str, detail: str | int | None = None) -
     return event if detail is None else f"{event}:{detail}"
 
 
+def escalation_key(incident: Incident) -> str:
+    """The key of the escalation of the incident's current episode."""
+    return f"escalated:{incident.reopened}" if incident.reopened else "escalated"
+
+
 def targets(settings: Settings, incident: Incident, event: str) -> list[str]:
     """The channels an event of this incident goes to according to the routes."""
     routes = matching_routes(settings.routes, attributes(incident.severity, incident.check,
@@ -53,14 +63,21 @@ def targets(settings: Settings, incident: Incident, event: str) -> list[str]:
 def plan(settings: Settings, runbooks: Mapping[str, Runbook], incident: Incident, event: str,
          now: datetime, *, key: str | None = None, reason: str = "",
          silences: Sequence[Silence] = (), to: Sequence[str] | None = None) -> Plan:
-    """Route, mute, render: the envelopes for one event (a drill's go to drill: channels)."""
+    """Route, mute, render: the envelopes for one event (a drill's go to drill: channels).
+
+    An answer (ANSWERS) also goes to each escalation channel, as an IfPaged: only if this
+    episode's escalation was enqueued for it.
+    """
     chosen = list(dict.fromkeys(to)) if to is not None else targets(settings, incident, event)
+    paged = [c for c in targets(settings, incident, "escalated") if c not in chosen] \
+        if to is None and event in ANSWERS else []
     if incident.drill:
         if incident.status is Status.RESOLVED and event != "resolved":
             return Plan()  # the drill is over: nobody would deliver it
         # Only a drill run delivers these (see DRILL_CHANNEL): a drill never pages for real.
         chosen = [DRILL_CHANNEL + c for c in chosen]
-    if not chosen:
+        paged = [DRILL_CHANNEL + c for c in paged]
+    if not chosen and not paged:
         return Plan()
     if event not in UNMUTED:
         attrs = attributes(incident.severity, incident.check, incident.labels)
@@ -75,9 +92,12 @@ def plan(settings: Settings, runbooks: Mapping[str, Runbook], incident: Incident
                      runbook=runbooks.get(incident.runbook or ""),
                      templates=settings.delivery.templates)
     key = key or event_key(incident, event)
-    return Plan(envelopes=[Envelope(incident_id=incident.id, event=event, event_key=key,
-                                    channel=c, title=message.title, body=message.body,
-                                    severity=message.severity) for c in chosen])
+    common: dict[str, Any] = {"incident_id": incident.id, "event": event, "event_key": key,
+                              "title": message.title, "body": message.body,
+                              "severity": message.severity}
+    return Plan(envelopes=[*(Envelope(channel=c, **common) for c in chosen),
+                           *(IfPaged(channel=c, paged_by=escalation_key(incident), **common)
+                             for c in paged)])
 
 
 def due_repeats(settings: Settings, runbooks: Mapping[str, Runbook], incidents: Sequence[Incident],
@@ -105,6 +125,6 @@ def due_repeats(settings: Settings, runbooks: Mapping[str, Runbook], incidents: 
                             silences=silences, to=route.notify).envelopes
             if route.escalate and age >= route.escalate.after:
                 out += plan(settings, runbooks, incident, "escalated", now,
-                            key=f"escalated:{incident.reopened}" if ep else "escalated",
+                            key=escalation_key(incident),
                             silences=silences, to=route.escalate.notify).envelopes
     return out

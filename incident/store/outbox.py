@@ -208,13 +208,23 @@ class OutboxMixin:
 
 
 def enqueue(conn: Connection, envelopes: Iterable[Envelope], at: datetime) -> list[Envelope]:
-    """Insert envelopes inside the caller's transaction, ignoring duplicates; the new ones."""
+    """Insert envelopes inside the caller's transaction, ignoring duplicates; the new ones.
+
+    An IfPaged is inserted only when its channel has a `paged_by` row of the incident: read in
+    this transaction, so an escalation committed before the change is always seen.
+    """
+    from incident.notify.outbox import IfPaged
+
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     new = []
     for env in envelopes:
+        if isinstance(env, IfPaged) and conn.execute(sa.select(outbox.c.id).where(
+                outbox.c.incident_id == env.incident_id, outbox.c.event_key == env.paged_by,
+                outbox.c.channel == env.channel).limit(1)).first() is None:
+            continue
         stmt = insert(outbox).values(
             incident_id=env.incident_id, event=env.event, event_key=env.event_key,
             channel=env.channel, title=env.title, body=env.body, severity=env.severity,
