@@ -672,6 +672,10 @@ def checks_backtest(c: Ctx, name: str, start: str, end: str | None, as_json: boo
     result = backtest(check, source, _time(start, now), _time(end, now),
                       c.project.settings.reopen_window)
     _emit([incident_json(i) for i in result.incidents]) if as_json else click.echo(text(result))
+    if result.blind:
+        # On stderr, so --json stays parseable: quiet runs without data are no all-clear.
+        click.echo(f"warning: {result.blind} of {result.steps} runs saw no data for {name} in "
+                   f"their lookback: the source may not hold this period", err=True)
 
 
 # ---------------------------------------------------------------- postmortems and reports
@@ -1151,9 +1155,13 @@ def silence_list(c: Ctx, show_all: bool, as_json: bool) -> None:
         items = store.silences(active_at=None if show_all else utcnow())
     if as_json:
         return _emit([_silence_json(s) for s in items])
+    now = utcnow()
     for s in items:
-        click.echo(f"#{s.id} {describe(s)} until {app.local_time(s.ends_at, c.project)}"
-                   f" by {s.created_by}" + (f": {s.comment}" if s.comment else ""))
+        ended = s.expired_at or (s.ends_at if s.ends_at <= now else None)
+        when = (f"ended {app.local_time(ended, c.project)}" + (" (expired early)" if s.expired_at else "")
+                if ended else f"until {app.local_time(s.ends_at, c.project)}")
+        click.echo(f"#{s.id} {describe(s)} {when} by {s.created_by}"
+                   + (f": {s.comment}" if s.comment else ""))
 
 
 @silence.command("expire")

@@ -195,6 +195,21 @@ def test_runs_that_saw_no_data_are_counted_and_a_reversed_period_is_refused(shop
         bt.backtest(check, source, END, END - D, project.settings.reopen_window)
 
 
+def test_cli_backtest_warns_on_stderr_when_runs_saw_no_data(tmp_path: Path) -> None:
+    """The summary says 0 incidents; stderr says why that is no all-clear; --json stays JSON."""
+    root = tmp_path / "shop"
+    make_project(root)
+    write_openmetrics(simulate(END, days=1), root / "data" / "shop.om")
+    for extra in ([], ["--json"]):
+        result = CliRunner().invoke(main, ["--project", str(root), "checks", "backtest",
+                                           "payment-success-rate", "--from", "2026-10-01T00:00:00Z",
+                                           "--to", "2026-10-01T01:00:00Z", *extra])
+        assert result.exit_code == 0, result.output
+        assert result.stderr == ("warning: 61 of 61 runs saw no data for payment-success-rate in "
+                                 "their lookback: the source may not hold this period\n")
+    assert json.loads(result.stdout) == []
+
+
 def test_cli_backtest_prints_the_incidents_as_json(shop, tmp_path: Path) -> None:
     """`incident checks backtest NAME --from --to --json` on the file source: the DESIGN's fields."""
     project, source = shop

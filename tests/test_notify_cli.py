@@ -76,6 +76,9 @@ def test_update_and_ack_arrive_and_silences_can_be_added_listed_and_expired(
         assert cli.invoke(main, ["-p", str(root), "silence", "expire", "1"]).exit_code == 0
         assert json.loads(cli.invoke(main, ["-p", str(root), "silence", "list", "--json"]
                                      ).output) == []
+        everything = cli.invoke(main, ["-p", str(root), "silence", "list", "--all"]).output
+        assert everything.startswith("#1 team=dba, service=~db-.* ended ")
+        assert "(expired early) by " in everything and " until " not in everything
         pending = cli.invoke(main, ["-p", str(root), "notify", "pending", "--all", "--json"])
         assert {x["status"] for x in json.loads(pending.output)} == {"sent"}
 
