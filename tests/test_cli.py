@@ -262,3 +262,11 @@ def test_check_refuses_a_future_time_unless_it_only_looks(project: Path) -> None
     assert cli(project, "list", "--all", "--json")[1].strip() == "[]"
     assert cli(project, "check", "--at", "+1h", "--dry-run")[0] == 0
     assert cli(project, "check", "--at", "+30s")[0] == 0  # another host's clock, a little ahead
+
+
+def test_acking_a_resolved_incident_is_a_usage_error(project: Path) -> None:
+    """Exit 2 like any request that cannot be done (1 is for the tool failing), one line."""
+    cli(project, "open", "Card payments failing")
+    cli(project, "resolve", "1")
+    code, _, err = cli(project, "ack", "1")
+    assert code == 2 and err.startswith("error: incident 1 was resolved") and err.count("\n") == 1

@@ -27,6 +27,8 @@ class Change(enum.StrEnum):
 class InvalidTransition(IncidentError):
     """The incident's status does not allow that action (acknowledging a resolved incident)."""
 
+    exit_code = 2  # what was asked is the mistake, not the tool (1 is an unexpected failure)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SourceHealth:
