@@ -653,6 +653,17 @@ class Envelope:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class IfPaged(Envelope):
+    """An envelope the outbox writes only if its channel already has a row `paged_by` of the incident.
+
+    How the people an escalation paged hear that it was taken: the plan cannot know whether the
+    escalation went out, and the outbox, inside the transaction of the change, knows for sure.
+    """
+
+    paged_by: str  # an event key: "escalated", "escalated:2"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OutboxItem:
     """One outbox row: an envelope and how its delivery is going."""
 

@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from incident.model import Attempt, Envelope, Incident, OutboxItem, Silence
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class IfPaged(Envelope):
-    """An envelope the outbox writes only if its channel already has a row `paged_by` of the incident.
-
-    How the people an escalation paged hear that it was taken: the plan cannot know whether the
-    escalation went out, and the outbox, inside the transaction of the change, knows for sure.
-    """
-
-    paged_by: str  # an event key: "escalated", "escalated:2"
 
 
 class Outbox(Protocol):

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from incident.model import DRILL_PREFIX, Envelope, Incident, Runbook, Settings, Silence, Status
+from incident.model import DRILL_PREFIX, Envelope, IfPaged, Incident, Runbook, Settings, Silence, Status
 from incident.notify.message import render
-from incident.notify.outbox import IfPaged
 from incident.notify.routing import active_window, attributes, channels, matching_routes
 from incident.notify.silence import muting
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from incident.errors import NotFound
-from incident.model import DRILL_PREFIX, Attempt, Envelope, EventKind, Incident, OutboxItem, Silence
+from incident.model import DRILL_PREFIX, Attempt, Envelope, EventKind, IfPaged, Incident, OutboxItem, Silence
 from incident.store.schema import events, incidents, outbox, silences
 from incident.store.types import utc
 
@@ -213,8 +213,6 @@ def enqueue(conn: Connection, envelopes: Iterable[Envelope], at: datetime) -> li
     An IfPaged is inserted only when its channel has a `paged_by` row of the incident: read in
     this transaction, so an escalation committed before the change is always seen.
     """
-    from incident.notify.outbox import IfPaged
-
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
