@@ -218,6 +218,26 @@ def test_a_silenced_incident_opens_and_is_recorded_but_does_not_page(tmp_path: P
         runner.store.close()
 
 
+def test_an_incident_still_open_when_its_silence_ends_pages_then_once(tmp_path: Path) -> None:
+    """Silenced at its opening, expired early while it is still open: the next run pages it."""
+    with HTTPReceiver() as rx:
+        root = project(tmp_path, {"oncall": rx.url()})
+        runner = Runner(root, frame(1))
+        silence = runner.store.add_silence(match={}, match_re={"instance": "web-00.*"},
+                                           starts_at=T0, ends_at=T0 + timedelta(hours=2),
+                                           comment="deploy", created_by="ana", at=T0)
+        runner.at(1)
+        runner.at(2)
+        assert rx.received == []
+        runner.store.expire_silence(silence.id, at=T0 + timedelta(minutes=2, seconds=30))
+        for minute in (3, 4, 5):
+            runner.at(minute)
+        [page] = rx.received
+        assert page["body"]["title"].startswith("[CRITICAL] OPENED #1: load")
+        assert "held back when it opened (silence or maintenance window)" in page["body"]["message"]
+        runner.store.close()
+
+
 def test_a_failed_delivery_never_shows_the_channel_secret(tmp_path: Path) -> None:
     """The token in a failing channel URL is on no timeline line and in no outbox error."""
     with HTTPReceiver() as rx:

@@ -102,7 +102,8 @@ def plan(settings: Settings, runbooks: Mapping[str, Runbook], incident: Incident
 def due_repeats(settings: Settings, runbooks: Mapping[str, Runbook], incidents: Sequence[Incident],
                 now: datetime, silences: Sequence[Silence] = (),
                 reopened_at: Mapping[int, datetime] | None = None) -> list[Envelope]:
-    """Reminders and escalations owed now by unacknowledged incidents; stateless and idempotent.
+    """Openings, reminders and escalations owed now by unacknowledged incidents; stateless and
+    idempotent (an opening is owed when a silence or window held it back and no longer does).
 
     reminder:<k> with k whole `repeat`s since opened; `escalated` once `escalate.after` passed.
     A reopened incident counts both from its last reopen (`reopened_at`, by incident id), with
@@ -112,6 +113,12 @@ def due_repeats(settings: Settings, runbooks: Mapping[str, Runbook], incidents: 
     for incident in incidents:
         if incident.status is not Status.OPEN:
             continue
+        # An opening a silence or a window held back is owed once nothing holds it back: an
+        # incident still open when its silence ends pages then, as Alertmanager does. Its key
+        # is the opening's own, so an opening that went out is never sent twice.
+        opening = "reopened" if incident.reopened else "opened"
+        out += plan(settings, runbooks, incident, opening, now, silences=silences,
+                    reason="held back when it opened (silence or maintenance window)").envelopes
         start = (reopened_at or {}).get(incident.id, incident.opened_at)
         age, ep = now - start, f"{incident.reopened}:" if incident.reopened else ""
         routes = matching_routes(settings.routes, attributes(incident.severity, incident.check,
