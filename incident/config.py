@@ -225,23 +225,12 @@ class Reader:
         value = self.string(node, field)
         if value is None:
             return None
-        missing: list[str] = []
-
-        def sub(m: re.Match[str]) -> str:
-            name, default = m.group(1), m.group(2)
-            if name in env:
-                return env[name]
-            if default is not None:
-                return default
-            missing.append(name)
-            return ""
-
-        expanded = _VAR.sub(sub, value)
+        missing = self.unset(node, env)
         for name in missing:
             self.problem(node, field,
                          f"environment variable ${{{name}}} is not set "
                          f"(set it, or write ${{{name}:-default}})")
-        return None if missing else expanded
+        return None if missing else _VAR.sub(lambda m: env.get(m.group(1), m.group(2) or ""), value)
 
 
 def _kind(node: Node) -> str:

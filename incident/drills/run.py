@@ -318,6 +318,10 @@ class DrillOutbox:
         """When each of these incidents last reopened."""
         return self._store.reopened_at(ids)
 
+    def unannounced(self, openings: Mapping[int, str]) -> set[int]:
+        """Which of these incidents' openings a silence or window held back."""
+        return self._store.unannounced(openings)
+
 
 def drill_project(project: Project, drill: Drill, checks: Iterable[Check]) -> Project:
     """The project as a drill run sees it: each check reads its own replay source, and the

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -43,4 +43,9 @@ class Outbox(Protocol):
 
     def reopened_at(self, incident_ids: Sequence[int]) -> dict[int, datetime]:
         """When each of these incidents last reopened (those never reopened are left out)."""
+        ...
+
+    def unannounced(self, openings: Mapping[int, str]) -> set[int]:
+        """Of these incidents (id → the event key of their opening), those with no outbox row
+        for it: a silence or a window held the opening back."""
         ...

@@ -13,11 +13,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from incident.model import Attempt, Envelope, Incident, Project, Silence
+from incident.model import Attempt, Envelope, Incident, Project, Silence, Status
 from incident.notify.deliver import Notifier
 from incident.notify.dispatch import deliver
 from incident.notify.outbox import Outbox
-from incident.notify.plan import due_repeats, plan
+from incident.notify.plan import due_repeats, opening_key, plan
 
 ACTOR = "incident notify"
 
@@ -70,8 +70,10 @@ class Pipeline:
         """Enqueue the reminders and escalations owed at `now`; the new ones."""
         mine = [i for i in self.outbox.active() if i.drill == self.drills]
         reopened = self.outbox.reopened_at([i.id for i in mine if i.reopened])
+        held = self.outbox.unannounced({i.id: opening_key(i) for i in mine
+                                        if i.status is Status.OPEN})
         owed = due_repeats(self.project.settings, self.project.runbooks, mine, now,
-                           self.silences(now), reopened)
+                           self.silences(now), reopened, held)
         return self.outbox.enqueue(owed, at=now) if owed else []
 
     def deliver(self, now: datetime, *, actor: str = ACTOR) -> list[Attempt]:

@@ -9,7 +9,7 @@ An acknowledgement or a resolution also goes to the channels this episode's esca
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,6 +43,11 @@ def event_key(incident: Incident, event: str, detail: str | int | None = None) -
     if event == "severity":  # once per level reached, per episode
         return f"severity:{incident.severity.value}:{incident.reopened}"
     return event if detail is None else f"{event}:{detail}"
+
+
+def opening_key(incident: Incident) -> str:
+    """The key of the event that opened the incident's current episode."""
+    return event_key(incident, "reopened") if incident.reopened else "opened"
 
 
 def escalation_key(incident: Incident) -> str:
@@ -101,9 +106,10 @@ def plan(settings: Settings, runbooks: Mapping[str, Runbook], incident: Incident
 
 def due_repeats(settings: Settings, runbooks: Mapping[str, Runbook], incidents: Sequence[Incident],
                 now: datetime, silences: Sequence[Silence] = (),
-                reopened_at: Mapping[int, datetime] | None = None) -> list[Envelope]:
+                reopened_at: Mapping[int, datetime] | None = None,
+                held: Collection[int] = ()) -> list[Envelope]:
     """Openings, reminders and escalations owed now by unacknowledged incidents; stateless and
-    idempotent (an opening is owed when a silence or window held it back and no longer does).
+    idempotent (an opening is owed for the `held` incidents once no silence or window holds it).
 
     reminder:<k> with k whole `repeat`s since opened; `escalated` once `escalate.after` passed.
     A reopened incident counts both from its last reopen (`reopened_at`, by incident id), with
@@ -113,12 +119,13 @@ def due_repeats(settings: Settings, runbooks: Mapping[str, Runbook], incidents: 
     for incident in incidents:
         if incident.status is not Status.OPEN:
             continue
-        # An opening a silence or a window held back is owed once nothing holds it back: an
-        # incident still open when its silence ends pages then, as Alertmanager does. Its key
-        # is the opening's own, so an opening that went out is never sent twice.
-        opening = "reopened" if incident.reopened else "opened"
-        out += plan(settings, runbooks, incident, opening, now, silences=silences,
-                    reason="held back when it opened (silence or maintenance window)").envelopes
+        # An opening a silence or a window held back (`held`: no outbox row for it) is owed
+        # once nothing holds it back: an incident still open when its silence ends pages then,
+        # as Alertmanager does. Its key is the opening's own, so it goes out once.
+        if incident.id in held:
+            out += plan(settings, runbooks, incident, "reopened" if incident.reopened else "opened",
+                        now, silences=silences,
+                        reason="held back when it opened (silence or maintenance window)").envelopes
         start = (reopened_at or {}).get(incident.id, incident.opened_at)
         age, ep = now - start, f"{incident.reopened}:" if incident.reopened else ""
         routes = matching_routes(settings.routes, attributes(incident.severity, incident.check,

@@ -131,6 +131,19 @@ class OutboxMixin:
                             lambda conn: {int(i): at for i, at in conn.execute(query)},
                             write=False)
 
+    def unannounced(self, openings: Mapping[int, str]) -> set[int]:
+        """Of these incidents (id → the event key of their opening), those with no outbox row
+        for it: a silence or a window held the opening back. One query, not one per incident."""
+        if not openings:
+            return set()
+        query = sa.select(outbox.c.incident_id, outbox.c.event_key).where(
+            outbox.c.incident_id.in_(list(openings)),
+            outbox.c.event_key.in_(set(openings.values()))).distinct()
+        announced = self._db.run("read which openings went out",
+                                 lambda conn: {(int(i), k) for i, k in conn.execute(query)},
+                                 write=False)
+        return {i for i, key in openings.items() if (i, key) not in announced}
+
     def outbox(self, *, statuses: Sequence[str] | None = None, incident_id: int | None = None,
                limit: int = 100_000) -> builtins.list[OutboxItem]:
         """Outbox rows, oldest first, optionally of some statuses or one incident."""
